@@ -1,0 +1,154 @@
+"""The ports the use cases depend on, named by role. Adapters subclass them explicitly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
+
+from domain.content import ContentSpec
+from domain.data import Dataset, DataSpec
+from domain.gbm.training import GbmTrainingOutcome, GbmTrainingSpec
+from domain.jobs import Job, JobFailure, JobStatus
+from domain.policies import PolicySpec
+from domain.progress import ProgressReporter
+from domain.segmentation import SegmentationSpec
+
+R = TypeVar("R")
+
+
+class DatasetSource(Protocol):
+    """Loads the data a request points at (inline rows or columns, or a database table)."""
+
+    async def load(self, spec: DataSpec, *, max_rows: int) -> Dataset:
+        """Return the dataset; raise ValidationFailed for unknown tables/columns or bad values,
+        PayloadTooLarge past `max_rows`, DependencyUnavailable when the database is down."""
+        ...
+
+    async def check(self) -> str | None:
+        """None when the source is usable, else a short reason (for /health)."""
+        ...
+
+
+class ComputeRunner(Protocol):
+    """Runs CPU-bound callables away from the event loop (a process pool by default).
+
+    `task` must be picklable (a module-level function or a picklable object's method). It is
+    called as task(*args, progress=reporter) and its progress reports reach `on_progress` in the
+    caller's process.
+    """
+
+    async def run(
+        self,
+        task: Callable[..., R],
+        *args: Any,
+        on_progress: Callable[[float, str], None] | None = None,
+        timeout: float | None = None,
+        cancel_check: Callable[[], bool] | None = None,
+    ) -> R:
+        """Run the task; raise Busy when no slot and no queue place is free, TaskTimedOut after
+        `timeout` seconds, TaskCancelled once `cancel_check()` returns True (polled), WorkerLost
+        when the process running it died."""
+        ...
+
+    @property
+    def capacity(self) -> Mapping[str, int]:
+        """`workers`, `threadsPerTask`, `busy`, `queued`, `queueLimit`: for /health and metrics."""
+        ...
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds since the epoch (UTC)."""
+        ...
+
+
+class JobStore(Protocol):
+    """Keeps jobs so that any replica can answer /status. Every state change is atomic and
+    conditional on the current state, so a cancel racing a completion ends in exactly one final
+    state. Finished jobs expire after the result TTL (completed, cancelled) or failure TTL (failed).
+    """
+
+    async def start(self) -> None:
+        """Connect and run idempotent migrations."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def check(self) -> str | None:
+        """None when usable, else a short reason (for /health)."""
+        ...
+
+    async def create(self, job: Job) -> None:
+        """Store a new queued job (with its owner and lease). ValidationFailed on a duplicate id."""
+        ...
+
+    async def get(self, job_id: str) -> Job | None:
+        """The job, or None when unknown or expired."""
+        ...
+
+    async def start_job(self, job_id: str, *, owner: str, now: float, lease_seconds: float) -> Job:
+        """queued -> running. IllegalTransition when the job is no longer queued (e.g. cancelled);
+        NotFound when it is gone."""
+        ...
+
+    async def heartbeat(
+        self,
+        job_id: str,
+        *,
+        owner: str,
+        now: float,
+        lease_seconds: float,
+        progress: float | None = None,
+        message: str | None = None,
+    ) -> Job:
+        """Extend the lease of an active job and, when running, record progress (never backwards).
+        Returns the job as stored, whatever its status: a caller that sees `cancelled` stops.
+        NotFound when it is gone."""
+        ...
+
+    async def finish(
+        self,
+        job_id: str,
+        *,
+        status: JobStatus,
+        now: float,
+        result: Mapping[str, Any] | None = None,
+        error: JobFailure | None = None,
+    ) -> Job:
+        """Move an active job to a final status (completed needs `result`, failed needs `error`).
+        IllegalTransition when it is already final (its final state is kept); NotFound when gone."""
+        ...
+
+    async def reap_expired_leases(self, *, now: float) -> list[Job]:
+        """Fail with WORKER_LOST every active job whose lease expired before `now`; return them."""
+        ...
+
+    async def purge_expired(self, *, now: float) -> int:
+        """Delete finished jobs past their TTL; return how many (stores with native expiry: 0)."""
+        ...
+
+
+class Segmenter(Protocol):
+    """Segments customers (K-Means or DBSCAN). Runs inside a compute worker: synchronous."""
+
+    def segment(self, dataset: Dataset, spec: SegmentationSpec, progress: ProgressReporter) -> dict[str, Any]:
+        """The JSON-able result of the SegmentationResult schema in openapi.yaml."""
+        ...
+
+
+class PolicyAnalyzer(Protocol):
+    def analyze(self, dataset: Dataset, spec: PolicySpec, progress: ProgressReporter) -> dict[str, Any]:
+        """The JSON-able result of the PolicyAnalysisResult schema in openapi.yaml."""
+        ...
+
+
+class ContentAnalyzer(Protocol):
+    def analyze(self, dataset: Dataset, spec: ContentSpec, progress: ProgressReporter) -> dict[str, Any]:
+        """The JSON-able result of the ContentAnalysisResult schema in openapi.yaml."""
+        ...
+
+
+class GbmTrainer(Protocol):
+    def train(self, dataset: Dataset, spec: GbmTrainingSpec, progress: ProgressReporter) -> GbmTrainingOutcome:
+        """Train, evaluate on the validation rows and dump the model contract."""
+        ...
