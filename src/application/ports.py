@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from domain.content import ContentSpec
@@ -29,28 +30,43 @@ class DatasetSource(Protocol):
         ...
 
 
+class Reservation(Protocol):
+    """A place in the compute queue, taken before work is accepted so that a full pool answers
+    BUSY at once instead of accepting work it cannot start."""
+
+    def release(self) -> None:
+        """Give the place back without running anything (idempotent)."""
+        ...
+
+
 class ComputeRunner(Protocol):
     """Runs CPU-bound callables away from the event loop (a process pool by default).
 
     `task` must be picklable (a module-level function or a picklable object's method). It is
-    called as task(*args, progress=reporter) and its progress reports reach `on_progress` in the
-    caller's process.
+    called as task(*args, progress=reporter) and its reports reach `on_progress` in this process.
     """
+
+    def reserve(self) -> Reservation:
+        """Take a queue place; raise Busy when every worker is busy and the queue is full."""
+        ...
 
     async def run(
         self,
         task: Callable[..., R],
         *args: Any,
+        reservation: Reservation | None = None,
         on_progress: Callable[[float, str], None] | None = None,
         timeout: float | None = None,
-        cancel_check: Callable[[], bool] | None = None,
+        cancel_event: asyncio.Event | None = None,
+        on_start: Callable[[], Awaitable[None]] | None = None,
     ) -> R:
-        """Run the task; raise Busy when no slot and no queue place is free, TaskTimedOut after
-        `timeout` seconds, TaskCancelled once `cancel_check()` returns True (polled), WorkerLost
-        when the process running it died."""
+        """Run the task (reserving a place first unless given one); `on_start` is awaited once a
+        worker is free, just before the task starts (an error from it aborts the run).
+
+        Raises Busy when no place is free, TaskTimedOut after `timeout` seconds, TaskCancelled once `cancel_event` is set, and
+        WorkerLost when the process running it died; a failed task's WorkerError is re-raised."""
         ...
 
-    @property
     def capacity(self) -> Mapping[str, int]:
         """`workers`, `threadsPerTask`, `busy`, `queued`, `queueLimit`: for /health and metrics."""
         ...
@@ -149,6 +165,8 @@ class ContentAnalyzer(Protocol):
 
 
 class GbmTrainer(Protocol):
-    def train(self, dataset: Dataset, spec: GbmTrainingSpec, progress: ProgressReporter) -> GbmTrainingOutcome:
+    def train(
+        self, dataset: Dataset, spec: GbmTrainingSpec, progress: ProgressReporter
+    ) -> GbmTrainingOutcome:
         """Train, evaluate on the validation rows and dump the model contract."""
         ...

@@ -41,7 +41,7 @@ class TableRef:
 
     table: str
     columns: tuple[str, ...] | None = None
-    filters: Mapping[str, Scalar] = field(default_factory=dict)
+    filters: Mapping[str, Scalar | Sequence[Scalar]] = field(default_factory=dict)
     limit: int | None = None
 
 

@@ -80,3 +80,29 @@ class WorkerLost(WorkerError):
 def field_error(field: str, message: str) -> dict[str, Any]:
     """One entry of an error's `details`: which field, and what is wrong with it."""
     return {"field": field, "message": message}
+
+
+class InternalFailure(WorkerError):
+    """An unexpected failure (a bug). Its message is for the log; callers get a generic one."""
+
+    code = "INTERNAL"
+
+
+def _error_classes() -> dict[str, type[WorkerError]]:
+    classes: dict[str, type[WorkerError]] = {}
+    pending: list[type[WorkerError]] = [WorkerError]
+    while pending:
+        cls = pending.pop()
+        classes.setdefault(cls.code, cls)
+        pending.extend(cls.__subclasses__())
+    return classes
+
+
+def error_from_code(code: str, message: str, details: Sequence[Mapping[str, Any]] = ()) -> WorkerError:
+    """Rebuild an error that crossed a process boundary as (code, message, details)."""
+    cls = _error_classes().get(code, InternalFailure)
+    error = cls.__new__(cls)
+    WorkerError.__init__(error, message, details)
+    if isinstance(error, Busy):
+        error.retry_after_seconds = 5
+    return error

@@ -1,0 +1,261 @@
+"""A pool of long-lived worker processes that runs CPU-bound tasks off the event loop.
+
+Each worker is its own process with a pipe, so one task can be stopped (cancel, timeout) by
+terminating its process, and a worker that dies is noticed at once (end of pipe) and replaced.
+Processes start with forkserver, never fork: LightGBM's OpenMP runtime hangs in a child forked
+after its threads started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing as mp
+import pickle
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any, TypeVar
+
+import structlog
+
+from adapters.compute.worker_main import worker_loop
+from application.ports import ComputeRunner, Reservation
+from domain.errors import Busy, InternalFailure, TaskCancelled, TaskTimedOut, WorkerLost, error_from_code
+
+R = TypeVar("R")
+log = structlog.get_logger(__name__)
+
+_KILL_GRACE_S = 1.0
+
+
+@dataclass(eq=False)
+class _Worker:
+    process: BaseProcess
+    conn: Connection
+
+    @property
+    def alive(self) -> bool:
+        return self.process.is_alive() and not self.conn.closed
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.close()
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(_KILL_GRACE_S)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(_KILL_GRACE_S)
+
+
+@dataclass(eq=False)
+class _Place(Reservation):
+    pool: ProcessPoolRunner
+    released: bool = field(default=False)
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.pool._queued -= 1
+
+
+class ProcessPoolRunner(ComputeRunner):
+    def __init__(
+        self, *, workers: int, threads_per_task: int, queue_limit: int, start_method: str = "forkserver"
+    ) -> None:
+        self._size = workers
+        self._threads = threads_per_task
+        self._queue_limit = queue_limit
+        self._context: Any = mp.get_context(start_method)
+        self._idle: asyncio.Queue[_Worker] | None = None
+        self._workers: set[_Worker] = set()
+        self._queued = 0
+        self._busy = 0
+        self._closed = False
+
+    async def start(self) -> None:
+        self._idle = asyncio.Queue()
+        spawned = await asyncio.gather(*(asyncio.to_thread(self._spawn) for _ in range(self._size)))
+        for worker in spawned:
+            self._idle.put_nowait(worker)
+
+    async def close(self) -> None:
+        self._closed = True
+        for worker in list(self._workers):
+            with contextlib.suppress(OSError, ValueError):
+                worker.conn.send(None)
+        await asyncio.gather(*(asyncio.to_thread(w.stop) for w in list(self._workers)))
+        self._workers.clear()
+
+    def _spawn(self) -> _Worker:
+        parent_end, child_end = self._context.Pipe(duplex=True)
+        process = self._context.Process(
+            target=worker_loop, args=(child_end, self._threads), name="ml-worker-compute", daemon=True
+        )
+        process.start()
+        child_end.close()
+        worker = _Worker(process=process, conn=parent_end)
+        self._workers.add(worker)
+        return worker
+
+    def worker_pids(self) -> list[int]:
+        return [w.process.pid for w in self._workers if w.process.pid is not None]
+
+    def capacity(self) -> Mapping[str, int]:
+        return {
+            "workers": self._size,
+            "threadsPerTask": self._threads,
+            "busy": self._busy,
+            "queued": max(0, self._queued - self._busy),
+            "queueLimit": self._queue_limit,
+        }
+
+    def reserve(self) -> Reservation:
+        # A place is either a worker or a queue slot: beyond both, answer BUSY rather than hang.
+        if self._closed or self._queued >= self._size + self._queue_limit:
+            raise Busy("all compute workers are busy and the queue is full; retry later")
+        self._queued += 1
+        return _Place(self)
+
+    async def run(
+        self,
+        task: Callable[..., R],
+        *args: Any,
+        reservation: Reservation | None = None,
+        on_progress: Callable[[float, str], None] | None = None,
+        timeout: float | None = None,
+        cancel_event: asyncio.Event | None = None,
+        on_start: Callable[[], Awaitable[None]] | None = None,
+    ) -> R:
+        if self._idle is None:
+            raise InternalFailure("the compute pool has not been started")
+        place = reservation or self.reserve()
+        try:
+            payload = await asyncio.to_thread(pickle.dumps, (task, args), pickle.HIGHEST_PROTOCOL)
+            worker = await self._acquire(cancel_event)
+        except BaseException:
+            place.release()
+            raise
+        if on_start is not None:
+            try:
+                await on_start()
+            except BaseException:
+                place.release()
+                await self._give_back(worker)
+                raise
+        self._busy += 1
+        try:
+            return await self._execute(worker, payload, on_progress, timeout, cancel_event)  # type: ignore[no-any-return]
+        finally:
+            self._busy -= 1
+            place.release()
+            await self._give_back(worker)
+
+    async def _acquire(self, cancel_event: asyncio.Event | None) -> _Worker:
+        assert self._idle is not None
+        getter = asyncio.ensure_future(self._idle.get())
+        if cancel_event is None:
+            return await self._ensure_alive(await getter)
+        canceller = asyncio.ensure_future(cancel_event.wait())
+        try:
+            await asyncio.wait({getter, canceller}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            canceller.cancel()
+        if not getter.done():
+            getter.cancel()
+            raise TaskCancelled("cancelled while queued")
+        return await self._ensure_alive(getter.result())
+
+    async def _ensure_alive(self, worker: _Worker) -> _Worker:
+        """An idle worker may have died (killed, out of memory): replace it rather than fail a task."""
+        if worker.alive:
+            return worker
+        self._workers.discard(worker)
+        await asyncio.to_thread(worker.stop)
+        return await asyncio.to_thread(self._spawn)
+
+    async def _give_back(self, worker: _Worker) -> None:
+        assert self._idle is not None
+        if worker.alive:
+            self._idle.put_nowait(worker)
+            return
+        self._workers.discard(worker)
+        await asyncio.to_thread(worker.stop)
+        if not self._closed:
+            self._idle.put_nowait(await asyncio.to_thread(self._spawn))
+
+    async def _execute(
+        self,
+        worker: _Worker,
+        payload: bytes,
+        on_progress: Callable[[float, str], None] | None,
+        timeout: float | None,
+        cancel_event: asyncio.Event | None,
+    ) -> Any:
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[tuple[Any, ...]] = loop.create_future()
+
+        def on_readable() -> None:
+            try:
+                while not outcome.done() and worker.conn.poll():
+                    message = worker.conn.recv()
+                    if message[0] == "progress":
+                        if on_progress is not None:
+                            on_progress(message[1], message[2])
+                    else:
+                        outcome.set_result(message)
+            except (EOFError, OSError):
+                if not outcome.done():
+                    outcome.set_result(("lost",))
+
+        def on_exit() -> None:
+            # The pipe alone cannot tell: another process may hold its other end open.
+            on_readable()
+            if not outcome.done():
+                outcome.set_result(("lost",))
+
+        loop.add_reader(worker.conn.fileno(), on_readable)
+        loop.add_reader(worker.process.sentinel, on_exit)
+        try:
+            try:
+                await asyncio.to_thread(worker.conn.send_bytes, payload)
+            except (OSError, EOFError):
+                outcome.set_result(("lost",)) if not outcome.done() else None
+            waiters: set[asyncio.Future[Any]] = {outcome}
+            canceller = asyncio.ensure_future(cancel_event.wait()) if cancel_event else None
+            if canceller is not None:
+                waiters.add(canceller)
+            started = time.monotonic()
+            try:
+                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if canceller is not None:
+                    canceller.cancel()
+            if not outcome.done():
+                # Cancelled or out of time: the only sure way to stop CPU-bound native code.
+                await asyncio.to_thread(worker.stop)
+                if cancel_event is not None and cancel_event.is_set():
+                    raise TaskCancelled("the task was cancelled")
+                raise TaskTimedOut(f"the task did not finish within {time.monotonic() - started:.0f} s")
+        except asyncio.CancelledError:
+            await asyncio.to_thread(worker.stop)
+            raise
+        finally:
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(worker.conn.fileno())
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(worker.process.sentinel)
+        reply = outcome.result()
+        kind = reply[0]
+        if kind == "ok":
+            return reply[1]
+        if kind == "error":
+            raise error_from_code(reply[1], reply[2], reply[3])
+        if kind == "crash":
+            log.error("compute_task_crashed", error=reply[1], traceback=reply[2])
+            raise InternalFailure(reply[1])
+        await asyncio.to_thread(worker.stop)
+        raise WorkerLost("the compute process running the task died (killed or out of memory)")

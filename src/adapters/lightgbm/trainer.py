@@ -1,0 +1,168 @@
+"""LightGBM behind the GbmTrainer port. Runs inside a compute worker process."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+from sklearn.metrics import accuracy_score, log_loss, precision_score, recall_score, roc_auc_score
+from sklearn.model_selection import train_test_split
+
+from adapters.lightgbm.encoding import encode_features, label_vector
+from adapters.polars.dataset import PolarsDataset
+from application.ports import GbmTrainer
+from domain.data import Dataset
+from domain.errors import InsufficientData, ValidationFailed, field_error
+from domain.gbm.model_state import model_state_from_dump
+from domain.gbm.training import (
+    GbmMetrics,
+    GbmTrainingOutcome,
+    GbmTrainingSpec,
+    check_class_balance,
+    normalise_importance,
+    plan_features,
+)
+from domain.progress import ProgressReporter, StageProgress
+
+
+class LightGbmTrainer(GbmTrainer):
+    """Binary LightGBM. Trains with internal column names f0..fN (real names and categories may hold
+    characters LightGBM rejects) and writes the real names into the model afterwards."""
+
+    def __init__(self, num_threads: int = 1) -> None:
+        self._threads = num_threads
+
+    def train(
+        self, dataset: Dataset, spec: GbmTrainingSpec, progress: ProgressReporter
+    ) -> GbmTrainingOutcome:
+        assert isinstance(dataset, PolarsDataset)
+        durations: dict[str, float] = {}
+        clock = time.perf_counter()
+        frame = dataset.frame
+        plan = plan_features(spec, dataset.schema)
+        y = label_vector(frame, spec.label)
+        positives = int(y.sum())
+        check_class_balance(positives, len(y) - positives, spec.validation_fraction)
+        encoded = encode_features(frame, plan, spec.categorical_encoding, spec.max_categories)
+        rows = np.arange(len(y))
+        if spec.validation_fraction > 0:
+            try:
+                train_rows, valid_rows = train_test_split(
+                    rows, test_size=spec.validation_fraction, stratify=y, random_state=spec.seed
+                )
+            except ValueError as exc:
+                raise InsufficientData(
+                    f"too few rows for a validation fraction of {spec.validation_fraction}: {exc}",
+                    [field_error("validationFraction", "too large for this data")],
+                ) from exc
+            train_rows.sort()
+            valid_rows.sort()
+        else:
+            train_rows, valid_rows = rows, rows[:0]
+        if spec.early_stopping_rounds is not None and len(valid_rows) == 0:
+            raise ValidationFailed(
+                "early stopping needs a validation split; set validationFraction above 0",
+                [field_error("earlyStoppingRounds", "needs validationFraction > 0")],
+            )
+        x = encoded.matrix
+        durations["prepare"] = _elapsed_ms(clock)
+        progress(0.05, "data prepared")
+
+        params: dict[str, Any] = dict(spec.params)
+        num_iterations = int(params.pop("num_iterations"))
+        params.update(
+            objective="binary",
+            metric="binary_logloss",
+            verbosity=-1,
+            num_threads=self._threads,
+            deterministic=True,
+            force_col_wise=True,
+        )
+        internal_names = [f"f{i}" for i in range(x.shape[1])]
+        train_set = lgb.Dataset(
+            x[train_rows],
+            label=y[train_rows],
+            feature_name=internal_names,
+            categorical_feature=encoded.native_categorical_columns,
+            params=params,
+            free_raw_data=True,
+        )
+        training_progress = StageProgress(progress, 0.05, 0.9)
+        callbacks: list[Any] = [
+            lambda env: training_progress((env.iteration + 1) / env.end_iteration, "training"),
+        ]
+        valid_sets = []
+        if len(valid_rows):
+            valid_sets.append(train_set.create_valid(x[valid_rows], label=y[valid_rows]))
+        if spec.early_stopping_rounds is not None:
+            callbacks.append(lgb.early_stopping(spec.early_stopping_rounds, verbose=False))
+        clock = time.perf_counter()
+        booster = lgb.train(
+            params, train_set, num_boost_round=num_iterations, valid_sets=valid_sets, callbacks=callbacks
+        )
+        durations["train"] = _elapsed_ms(clock)
+
+        clock = time.perf_counter()
+        used_iterations = (
+            booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
+        )
+        evaluated_on = "validation" if len(valid_rows) else "training"
+        eval_rows = valid_rows if len(valid_rows) else train_rows
+        metrics = _metrics(
+            y[eval_rows],
+            np.asarray(booster.predict(x[eval_rows], num_iteration=used_iterations)),
+            training_samples=len(train_rows),
+            validation_samples=len(valid_rows),
+            positive_rate=positives / len(y),
+            best_iteration=used_iterations,
+            num_trees=used_iterations,
+            evaluated_on=evaluated_on,
+        )
+        gains: dict[str, float] = dict.fromkeys(plan.inputs, 0.0)
+        for field, gain in zip(
+            encoded.column_field,
+            booster.feature_importance("gain", iteration=used_iterations),
+            strict=True,
+        ):
+            gains[field] += float(gain)
+        durations["evaluate"] = _elapsed_ms(clock)
+
+        clock = time.perf_counter()
+        state = model_state_from_dump(
+            booster.dump_model(num_iteration=used_iterations),
+            feature_names=encoded.feature_names,
+            input_features=encoded.input_features,
+            model_text=booster.model_to_string(num_iteration=used_iterations),
+        )
+        durations["dump"] = _elapsed_ms(clock)
+        progress(1.0, "done")
+        warnings = list(encoded.warnings)
+        if used_iterations < num_iterations:
+            warnings.append(f"early stopping kept {used_iterations} of {num_iterations} trees")
+        return GbmTrainingOutcome(
+            model_state=state,
+            metrics=metrics,
+            feature_importance=normalise_importance(gains),
+            durations_ms=durations,
+            library_version=lgb.__version__,
+            warnings=tuple(warnings),
+        )
+
+
+def _elapsed_ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000.0, 3)
+
+
+def _metrics(y: np.ndarray, p: np.ndarray, **counts: Any) -> GbmMetrics:
+    predicted = (p >= 0.5).astype(np.float64)
+    both_classes = len(np.unique(y)) == 2
+    return GbmMetrics(
+        auc=float(roc_auc_score(y, p)) if both_classes else None,
+        logloss=float(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=[0.0, 1.0])),
+        accuracy=float(accuracy_score(y, predicted)),
+        precision=float(precision_score(y, predicted, zero_division=0)),
+        recall=float(recall_score(y, predicted, zero_division=0)),
+        **counts,
+    )

@@ -1,0 +1,27 @@
+"""Sends each kind of `data` to the source that can read it."""
+
+from __future__ import annotations
+
+from application.ports import DatasetSource
+from domain.data import Dataset, DataSpec, TableRef
+from domain.errors import ValidationFailed, field_error
+
+
+class RoutingDatasetSource(DatasetSource):
+    def __init__(self, inline: DatasetSource, table: DatasetSource | None) -> None:
+        self._inline = inline
+        self._table = table
+
+    async def load(self, spec: DataSpec, *, max_rows: int) -> Dataset:
+        if isinstance(spec, TableRef):
+            if self._table is None:
+                raise ValidationFailed(
+                    "this worker has no database configured (DATABASE_URL); send the data inline "
+                    "as `rows` or `columns`",
+                    [field_error("data.table", "no database configured")],
+                )
+            return await self._table.load(spec, max_rows=max_rows)
+        return await self._inline.load(spec, max_rows=max_rows)
+
+    async def check(self) -> str | None:
+        return await self._table.check() if self._table is not None else None

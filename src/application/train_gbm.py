@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from application.ports import ComputeRunner, DatasetSource, GbmTrainer
+from domain.data import DataSpec
+from domain.gbm.training import GbmTrainingOutcome, GbmTrainingSpec, plan_features
+
+
+@dataclass(frozen=True)
+class TrainGbmCommand:
+    data: DataSpec
+    spec: GbmTrainingSpec
+
+
+class TrainGbm:
+    """Synchronous training: the caller waits for the model, but the event loop never does."""
+
+    def __init__(
+        self,
+        datasets: DatasetSource,
+        runner: ComputeRunner,
+        trainer: GbmTrainer,
+        max_rows: int,
+        timeout_seconds: float,
+    ) -> None:
+        self._datasets = datasets
+        self._runner = runner
+        self._trainer = trainer
+        self._max_rows = max_rows
+        self._timeout = timeout_seconds
+
+    async def execute(self, command: TrainGbmCommand) -> GbmTrainingOutcome:
+        # Take a compute place before reading the data: a full pool answers BUSY at once.
+        reservation = self._runner.reserve()
+        try:
+            dataset = await self._datasets.load(command.data, max_rows=self._max_rows)
+            plan_features(command.spec, dataset.schema)  # name-level mistakes never reach a worker
+        except BaseException:
+            reservation.release()
+            raise
+        return await self._runner.run(
+            self._trainer.train, dataset, command.spec, reservation=reservation, timeout=self._timeout
+        )

@@ -1,0 +1,169 @@
+"""The composition root: the only module that names concrete adapters."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, fields
+from typing import Any
+
+from dependency_injector import containers, providers
+
+from adapters.compute.cpu_budget import PoolShape, cpu_budget, pool_shape
+from adapters.compute.inline_runner import InlineRunner
+from adapters.compute.process_pool import ProcessPoolRunner
+from adapters.inline.dataset_source import InlineDatasetSource
+from adapters.lightgbm.trainer import LightGbmTrainer
+from adapters.memory.job_store import InMemoryJobStore
+from adapters.polars.policies import PolarsPolicyAnalyzer
+from adapters.postgres.job_store import PostgresJobStore
+from adapters.redis.job_store import RedisJobStore
+from adapters.routing_dataset_source import RoutingDatasetSource
+from adapters.sklearn.content import SklearnContentAnalyzer
+from adapters.sklearn.segmentation import SklearnSegmenter
+from adapters.sql.dataset_source import SqlDatasetSource
+from adapters.system_clock import SystemClock
+from application.analyze_content import AnalyzeContent
+from application.analyze_policies import AnalyzePolicies
+from application.cancel_job import CancelJob
+from application.get_job import GetJob
+from application.job_executor import JobExecutor, JobSettings
+from application.ports import ComputeRunner, DatasetSource, JobStore
+from application.segment_customers import SegmentCustomers
+from application.train_gbm import TrainGbm
+from domain.errors import ValidationFailed
+from entrypoints.settings import Settings
+
+
+def _shape(settings: Settings) -> PoolShape:
+    return pool_shape(cpu_budget(override=settings.cpu_limit), settings.workers, settings.threads_per_task)
+
+
+async def _runner(settings: Settings, shape: PoolShape) -> AsyncIterator[ComputeRunner]:
+    if settings.compute == "inline":
+        yield InlineRunner(queue_limit=settings.queue_limit)
+        return
+    runner = ProcessPoolRunner(
+        workers=shape.workers, threads_per_task=shape.threads_per_task, queue_limit=settings.queue_limit
+    )
+    await runner.start()
+    try:
+        yield runner
+    finally:
+        await runner.close()
+
+
+def _job_store(settings: Settings, clock: SystemClock) -> JobStore:
+    result_ttl, failure_ttl = settings.job_result_ttl_seconds, settings.job_failure_ttl_seconds
+    if settings.job_store == "redis":
+        return RedisJobStore(
+            settings.redis_url, result_ttl_seconds=result_ttl, failure_ttl_seconds=failure_ttl
+        )
+    if settings.job_store == "postgres":
+        url = settings.postgres_job_store_url
+        if not url:
+            raise ValidationFailed(
+                "ML_WORKER_JOB_STORE=postgres needs ML_WORKER_JOB_STORE_URL or DATABASE_URL"
+            )
+        return PostgresJobStore(
+            url, clock=clock, result_ttl_seconds=result_ttl, failure_ttl_seconds=failure_ttl
+        )
+    return InMemoryJobStore(result_ttl, failure_ttl, clock=clock)
+
+
+async def _started_job_store(store: JobStore) -> AsyncIterator[JobStore]:
+    await store.start()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def _started_datasets(settings: Settings) -> AsyncIterator[DatasetSource]:
+    table = (
+        SqlDatasetSource(
+            settings.database_url,
+            allowed_schemas=settings.allowed_schemas,
+            statement_timeout_ms=int(settings.statement_timeout_seconds * 1000),
+        )
+        if settings.database_url
+        else None
+    )
+    try:
+        yield RoutingDatasetSource(inline=InlineDatasetSource(), table=table)
+    finally:
+        if table is not None:
+            await table.close()
+
+
+async def _started_executor(
+    store: JobStore, runner: ComputeRunner, clock: SystemClock, settings: Settings
+) -> AsyncIterator[JobExecutor]:
+    executor = JobExecutor(
+        store,
+        runner,
+        clock,
+        JobSettings(
+            lease_seconds=settings.job_lease_seconds,
+            reaper_seconds=max(1.0, settings.job_lease_seconds / 3),
+            default_timeout_seconds=settings.job_timeout_seconds,
+        ),
+    )
+    await executor.start()
+    try:
+        yield executor
+    finally:
+        # Before the store and the pool close: running jobs are recorded as SHUTDOWN, not lost.
+        await executor.close()
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Singleton(Settings)
+    clock = providers.Singleton(SystemClock)
+    shape = providers.Singleton(_shape, settings)
+    runner = providers.Resource(_runner, settings, shape)
+    job_store = providers.Resource(_started_job_store, providers.Singleton(_job_store, settings, clock))
+    datasets = providers.Resource(_started_datasets, settings)
+    executor = providers.Resource(_started_executor, job_store, runner, clock, settings)
+
+    trainer = providers.Singleton(LightGbmTrainer, num_threads=shape.provided.threads_per_task)
+    segmenter = providers.Singleton(SklearnSegmenter)
+    policy_analyzer = providers.Singleton(PolarsPolicyAnalyzer)
+    content_analyzer = providers.Singleton(SklearnContentAnalyzer)
+
+    max_rows = settings.provided.max_rows
+    train_gbm = providers.Singleton(
+        TrainGbm, datasets, runner, trainer, max_rows, settings.provided.train_timeout_seconds
+    )
+    segment_customers = providers.Singleton(SegmentCustomers, datasets, executor, segmenter, max_rows)
+    analyze_policies = providers.Singleton(AnalyzePolicies, datasets, executor, policy_analyzer, max_rows)
+    analyze_content = providers.Singleton(AnalyzeContent, datasets, executor, content_analyzer, max_rows)
+    get_job = providers.Singleton(GetJob, job_store)
+    cancel_job = providers.Singleton(CancelJob, job_store, executor, clock)
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the HTTP layer calls, resolved once the container's resources have started."""
+
+    settings: Settings
+    runner: ComputeRunner
+    job_store: JobStore
+    datasets: DatasetSource
+    train_gbm: TrainGbm
+    segment_customers: SegmentCustomers
+    analyze_policies: AnalyzePolicies
+    analyze_content: AnalyzeContent
+    get_job: GetJob
+    cancel_job: CancelJob
+
+
+async def _resolved(provider: Any) -> Any:
+    value = provider()
+    return await value if inspect.isawaitable(value) else value
+
+
+async def resolve_services(container: Container) -> Services:
+    names = [f.name for f in fields(Services)]
+    values = [await _resolved(getattr(container, name)) for name in names]
+    return Services(**dict(zip(names, values, strict=True)))

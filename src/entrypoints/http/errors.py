@@ -1,0 +1,113 @@
+"""The one mapping from errors to HTTP answers, and the one error envelope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.errors import Busy, WorkerError
+from entrypoints.http.responses import JsonResponse
+
+log = structlog.get_logger(__name__)
+
+HTTP_STATUS: dict[str, int] = {
+    "VALIDATION_ERROR": 422,
+    "INSUFFICIENT_DATA": 422,
+    "UNAUTHORIZED": 401,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
+    "NOT_FOUND": 404,
+    "PAYLOAD_TOO_LARGE": 413,
+    "BUSY": 503,
+    "DEPENDENCY_UNAVAILABLE": 503,
+    "TIMEOUT": 504,
+    "WORKER_LOST": 500,
+    "INTERNAL": 500,
+}
+_STARLETTE_CODES = {
+    400: "VALIDATION_ERROR",
+    401: "UNAUTHORIZED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+def envelope(
+    code: str,
+    message: str,
+    status: int,
+    details: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JsonResponse:
+    body = {"error": {"code": code, "message": message, "status": status, "details": details or []}}
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if request_id:
+        body["error"]["requestId"] = request_id
+    return JsonResponse(body, status_code=status, headers=headers)
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc if part not in ("body",)) or "body"
+
+
+def validation_details(error: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"field": _location(tuple(item["loc"])), "message": item["msg"], "type": item["type"]}
+        for item in error.errors(include_url=False, include_input=False)[:50]
+    ]
+
+
+async def _worker_error(_: Request, exc: Exception) -> JsonResponse:
+    assert isinstance(exc, WorkerError)
+    status = HTTP_STATUS.get(exc.code, 500)
+    if status >= 500 and exc.code in ("INTERNAL", "WORKER_LOST"):
+        log.error("request_failed", code=exc.code, error=exc.message)
+    headers = {"Retry-After": str(exc.retry_after_seconds)} if isinstance(exc, Busy) else None
+    message = exc.message if exc.code != "INTERNAL" else "internal error; the log has the details"
+    return envelope(
+        exc.code if exc.code in HTTP_STATUS else "INTERNAL", message, status, exc.details, headers
+    )
+
+
+async def _invalid_body(_: Request, exc: Exception) -> JsonResponse:
+    assert isinstance(exc, ValidationError | RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return envelope(
+            "VALIDATION_ERROR",
+            "request body is not valid JSON",
+            400,
+            [{"field": "body", "message": str(errors[0].get("msg"))}],
+        )
+    details = (
+        validation_details(exc)
+        if isinstance(exc, ValidationError)
+        else [{"field": _location(tuple(e["loc"])), "message": e["msg"]} for e in errors[:50]]
+    )
+    first = details[0] if details else {"field": "body", "message": "invalid"}
+    return envelope("VALIDATION_ERROR", f"{first['field']}: {first['message']}", 422, details)
+
+
+async def _http_error(_: Request, exc: Exception) -> JsonResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _STARLETTE_CODES.get(exc.status_code, "INTERNAL" if exc.status_code >= 500 else "VALIDATION_ERROR")
+    return envelope(code, str(exc.detail), exc.status_code, headers=dict(exc.headers or {}))
+
+
+async def _unexpected(_: Request, exc: Exception) -> JsonResponse:
+    log.exception("unhandled_error", error_type=type(exc).__name__)
+    return envelope("INTERNAL", "internal error; the log has the details", 500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(WorkerError, _worker_error)
+    app.add_exception_handler(ValidationError, _invalid_body)
+    app.add_exception_handler(RequestValidationError, _invalid_body)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,150 @@
+"""Contract models (generated from openapi.yaml) to domain commands, and domain results back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.content import ContentSpec
+from domain.data import DataSpec, InlineColumns, InlineRows, TableRef
+from domain.gbm.training import CategoricalEncoding, GbmTrainingOutcome, GbmTrainingSpec, lightgbm_params
+from domain.jobs import Job
+from domain.policies import ContactCaps, PolicySpec
+from domain.segmentation import SegmentationSpec
+from entrypoints.http import contract as c
+
+
+def _names(items: Sequence[Any] | None) -> tuple[str, ...] | None:
+    if items is None:
+        return None
+    return tuple(getattr(item, "root", item) for item in items)
+
+
+def data_spec(source: c.InlineRows | c.InlineColumns | c.TableData) -> DataSpec:
+    if isinstance(source, c.InlineColumns):
+        return InlineColumns(columns=source.columns)
+    if isinstance(source, c.InlineRows):
+        return InlineRows(rows=source.rows)
+    return TableRef(
+        table=source.table,
+        columns=_names(source.columns),
+        filters=dict(source.filters or {}),
+        limit=source.limit,
+    )
+
+
+def training_spec(body: c.TrainGbmRequest) -> GbmTrainingSpec:
+    given = body.params.model_dump(exclude_unset=True) if body.params else {}
+    return GbmTrainingSpec(
+        label=body.label,
+        features=_names(body.features),
+        id_field=body.idField,
+        categorical_features=_names(body.categoricalFeatures),
+        categorical_encoding=CategoricalEncoding(body.categoricalEncoding),
+        max_categories=body.maxCategories,
+        params=lightgbm_params(given),
+        validation_fraction=body.validationFraction,
+        early_stopping_rounds=body.earlyStoppingRounds,
+    )
+
+
+def training_response(outcome: GbmTrainingOutcome, load_ms: float, total_ms: float) -> dict[str, Any]:
+    m = outcome.metrics
+    return {
+        "modelState": outcome.model_state,
+        "metrics": {
+            "auc": m.auc,
+            "logloss": m.logloss,
+            "accuracy": m.accuracy,
+            "precision": m.precision,
+            "recall": m.recall,
+            "trainingSamples": m.training_samples,
+            "validationSamples": m.validation_samples,
+            "positiveRate": m.positive_rate,
+            "bestIteration": m.best_iteration,
+            "numTrees": m.num_trees,
+            "evaluatedOn": m.evaluated_on,
+        },
+        "featureImportance": [
+            {"field": f.field, "importance": f.importance, "selected": f.selected}
+            for f in outcome.feature_importance
+        ],
+        "durationMs": {"load": load_ms, **outcome.durations_ms, "total": total_ms},
+        "library": {"name": "lightgbm", "version": outcome.library_version},
+        "warnings": list(outcome.warnings),
+    }
+
+
+def segmentation_spec(body: c.SegmentsRequest) -> SegmentationSpec:
+    return SegmentationSpec(
+        fields=_names(body.fields),
+        algorithm=body.algorithm,
+        min_clusters=body.minClusters,
+        max_clusters=body.maxClusters,
+        random_state=body.randomState,
+        eps=body.eps,
+        min_samples=body.minSamples,
+        silhouette_sample_size=body.silhouetteSampleSize,
+        max_categories=body.maxCategories,
+    )
+
+
+def policy_spec(body: c.PoliciesRequest) -> PolicySpec:
+    fields = body.fieldMap or c.FieldMap()
+    values = body.interactionValues or c.InteractionValues()
+    caps = body.caps or c.Caps()
+    return PolicySpec(
+        customer_id=fields.customerId,
+        channel=fields.channel,
+        timestamp=fields.timestamp,
+        interaction_type=fields.interactionType,
+        offer_id=fields.offerId,
+        impression_values=tuple(values.impression),
+        click_values=tuple(values.click),
+        conversion_values=tuple(values.conversion),
+        lookback_days=body.lookbackDays,
+        as_of=body.asOf.timestamp() if body.asOf is not None else None,
+        caps=ContactCaps(daily=caps.daily, weekly=caps.weekly, monthly=caps.monthly),
+        bands=tuple(band.root for band in body.bands),
+        min_samples_per_band=body.minSamplesPerBand,
+        random_state=body.randomState,
+    )
+
+
+def content_spec(body: c.ContentRequest) -> ContentSpec:
+    fields = body.fieldMap or c.FieldMap1()
+    return ContentSpec(
+        id_field=fields.id,
+        channel_field=fields.channel,
+        text_fields=_names(body.textFields) or (),
+        impressions_field=fields.impressions,
+        clicks_field=fields.clicks,
+        conversions_field=fields.conversions,
+        revenue_field=fields.revenue or "",
+        target=body.target,
+        min_impressions=body.minImpressions,
+        top_terms=body.topTerms,
+        random_state=body.randomState,
+    )
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    return {
+        "jobId": job.id,
+        "type": job.type,
+        "status": job.status.value,
+        "progress": round(job.progress, 4),
+        "message": job.message or None,
+        "createdAt": _iso(job.created_at),
+        "startedAt": _iso(job.started_at),
+        "finishedAt": _iso(job.finished_at),
+        "result": dict(job.result) if job.result is not None else None,
+        "error": {"code": job.error.code, "message": job.error.message} if job.error else None,
+    }

@@ -1,0 +1,157 @@
+"""Thin routes: contract model in, use case call, contract shape out. Errors are mapped once, in
+errors.py; nothing here catches."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from application.analysis_task import SubmitAnalysis
+from application.train_gbm import TrainGbmCommand
+from domain.errors import Unauthorized, ValidationFailed
+from entrypoints.container import Services
+from entrypoints.http import contract as c
+from entrypoints.http import mapping
+from entrypoints.http.responses import JsonResponse
+
+CAPABILITIES = ["policy_analysis", "segmentation", "content_analysis", "gbm_training"]
+_HEALTH_CHECK_TIMEOUT_S = 2.0
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def require_api_key(request: Request) -> None:
+    expected = _services(request).settings.api_key
+    if not expected:
+        return
+    given = request.headers.get("x-api-key", "")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Unauthorized("missing or invalid X-Api-Key")
+
+
+async def _json_body(request: Request) -> bytes:
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() not in ("application/json", ""):
+        raise _UnsupportedMediaType()
+    return await request.body()
+
+
+class _UnsupportedMediaType(ValidationFailed):
+    code = "UNSUPPORTED_MEDIA_TYPE"
+
+    def __init__(self) -> None:
+        super().__init__("the body must be application/json")
+
+
+open_router = APIRouter()
+router = APIRouter(dependencies=[Depends(require_api_key)])
+
+
+async def _check(name: str, probe: Any) -> dict[str, Any]:
+    try:
+        reason = await asyncio.wait_for(probe(), _HEALTH_CHECK_TIMEOUT_S)
+    except TimeoutError:
+        reason = f"no answer within {_HEALTH_CHECK_TIMEOUT_S:.0f} s"
+    return {"name": name, "status": "ok" if reason is None else "degraded", "reason": reason}
+
+
+@open_router.get("/health", operation_id="getHealth")
+async def get_health(request: Request) -> Response:
+    services = _services(request)
+    settings = services.settings
+    checks = [_check("jobStore", services.job_store.check)]
+    if settings.database_url:
+        checks.append(_check("database", services.datasets.check))
+    dependencies = await asyncio.gather(*checks)
+    healthy = all(d["status"] == "ok" for d in dependencies)
+    body = {
+        "status": "ok" if healthy else "degraded",
+        "capabilities": CAPABILITIES,
+        "version": request.app.version,
+        "jobStore": settings.job_store,
+        "dataSource": "postgres" if settings.database_url else "inline",
+        "dependencies": dependencies,
+        "compute": dict(services.runner.capacity()),
+    }
+    return JsonResponse(body, status_code=200 if healthy else 503)
+
+
+@open_router.get("/metrics", operation_id="getMetrics")
+async def get_metrics(request: Request) -> Response:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.post("/train/gbm", operation_id="trainGbm")
+async def train_gbm(request: Request) -> Response:
+    started = time.perf_counter()
+    body = c.TrainGbmRequest.model_validate_json(await _json_body(request))
+    command = TrainGbmCommand(data=mapping.data_spec(body.data), spec=mapping.training_spec(body))
+    parsed = time.perf_counter()
+    outcome = await _services(request).train_gbm.execute(command)
+    metrics = request.app.state.metrics
+    metrics.training_seconds.observe(outcome.durations_ms.get("train", 0.0) / 1000.0)
+    metrics.training_rows.observe(outcome.metrics.training_samples + outcome.metrics.validation_samples)
+    total_ms = round((time.perf_counter() - started) * 1000.0, 3)
+    return JsonResponse(mapping.training_response(outcome, round((parsed - started) * 1000.0, 3), total_ms))
+
+
+async def _submit(
+    request: Request,
+    use_case: SubmitAnalysis[Any],
+    data: c.InlineRows | c.InlineColumns | c.TableData,
+    spec: Any,
+    body: Any,
+) -> Response:
+    job = await use_case.submit(
+        mapping.data_spec(data), spec, {"schemaId": body.schemaId, "tenantId": body.tenantId}
+    )
+    request.app.state.metrics.jobs_submitted.labels(job.type).inc()
+    return JsonResponse(
+        {"jobId": job.id, "status": job.status.value},
+        status_code=202,
+        headers={"Location": f"/status/{job.id}"},
+    )
+
+
+@router.post("/analyze/segments", operation_id="analyzeSegments")
+async def analyze_segments(request: Request) -> Response:
+    body = c.SegmentsRequest.model_validate_json(await _json_body(request))
+    return await _submit(
+        request, _services(request).segment_customers, body.data, mapping.segmentation_spec(body), body
+    )
+
+
+@router.post("/analyze/policies", operation_id="analyzePolicies")
+async def analyze_policies(request: Request) -> Response:
+    body = c.PoliciesRequest.model_validate_json(await _json_body(request))
+    return await _submit(
+        request, _services(request).analyze_policies, body.data, mapping.policy_spec(body), body
+    )
+
+
+@router.post("/analyze/content", operation_id="analyzeContent")
+async def analyze_content(request: Request) -> Response:
+    body = c.ContentRequest.model_validate_json(await _json_body(request))
+    return await _submit(
+        request, _services(request).analyze_content, body.data, mapping.content_spec(body), body
+    )
+
+
+@router.get("/status/{job_id}", operation_id="getJobStatus")
+async def get_job_status(request: Request, job_id: str) -> Response:
+    return JsonResponse(mapping.job_view(await _services(request).get_job.execute(job_id)))
+
+
+@router.delete("/status/{job_id}", operation_id="cancelJob")
+async def cancel_job(request: Request, job_id: str) -> Response:
+    return JsonResponse(mapping.job_view(await _services(request).cancel_job.execute(job_id)))
