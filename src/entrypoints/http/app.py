@@ -17,7 +17,7 @@ from entrypoints.container import Container, resolve_services
 from entrypoints.http.errors import install_error_handlers
 from entrypoints.http.metrics import Metrics
 from entrypoints.http.middleware import RequestContextMiddleware
-from entrypoints.http.routes import open_router, router
+from entrypoints.http.routes import register_routes
 from entrypoints.logging_setup import configure_logging
 from entrypoints.settings import Settings
 
@@ -59,8 +59,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.state.metrics = Metrics()
     app.openapi = openapi_document  # type: ignore[method-assign]
     install_error_handlers(app)
-    app.include_router(open_router)
-    app.include_router(router)
+    register_routes(app)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=app.state.metrics,

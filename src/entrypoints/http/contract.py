@@ -30,6 +30,8 @@ class Error(BaseModel):
         'METHOD_NOT_ALLOWED',
         'BUSY',
         'DEPENDENCY_UNAVAILABLE',
+        'TIMEOUT',
+        'WORKER_LOST',
         'INTERNAL',
     ]
     message: str

@@ -1,0 +1,58 @@
+"""Shared fixtures: a real uvicorn server of the app, and the servers the integration tests need."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+
+from entrypoints.http.app import create_app
+from entrypoints.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    settings: Settings
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[LiveServer]:
+    """The app under uvicorn on a free loopback port, with its process pool, for the whole session."""
+    settings = Settings(port=free_port(), host="127.0.0.1", queue_limit=64, job_timeout_seconds=120)
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.port, log_config=None, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{settings.port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    else:
+        raise RuntimeError("the test server did not become healthy within 60 s")
+    yield LiveServer(base_url=base_url, settings=settings)
+    server.should_exit = True
+    thread.join(30)
+
+
+def require_services() -> bool:
+    """CI sets ML_WORKER_REQUIRE_SERVICES=1: then a missing PostgreSQL or Redis fails instead of skipping."""
+    return os.environ.get("ML_WORKER_REQUIRE_SERVICES") == "1"
