@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+
+# Before anything loads OpenMP: spinning threads of an in-process LightGBM starve the other
+# processes of this shared machine (see worker_main.configure_threads).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import socket
 import threading
 import time
@@ -33,7 +38,9 @@ class LiveServer:
 def live_server() -> Iterator[LiveServer]:
     """The app under uvicorn on a free loopback port, with its process pool, for the whole session."""
     settings = Settings(port=free_port(), host="127.0.0.1", queue_limit=64, job_timeout_seconds=120)
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.port, log_config=None, lifespan="on")
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=settings.port, log_config=None, lifespan="on"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

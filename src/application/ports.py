@@ -63,8 +63,9 @@ class ComputeRunner(Protocol):
         """Run the task (reserving a place first unless given one); `on_start` is awaited once a
         worker is free, just before the task starts (an error from it aborts the run).
 
-        Raises Busy when no place is free, TaskTimedOut after `timeout` seconds, TaskCancelled once `cancel_event` is set, and
-        WorkerLost when the process running it died; a failed task's WorkerError is re-raised."""
+        Raises Busy when no place is free, TaskTimedOut after `timeout` seconds, TaskCancelled once
+        `cancel_event` is set, and WorkerLost when the process running it died; a failed task's
+        WorkerError is re-raised."""
         ...
 
     def capacity(self) -> Mapping[str, int]:

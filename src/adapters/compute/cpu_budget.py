@@ -11,11 +11,12 @@ from pathlib import Path
 def _cgroup_v2_limit(root: Path) -> float | None:
     try:
         quota, period = (root / "cpu.max").read_text().split()[:2]
-    except (OSError, ValueError):
+        if quota == "max":
+            return None
+        limit = int(quota) / int(period)
+    except (OSError, ValueError, ZeroDivisionError):  # unreadable or malformed: no limit known
         return None
-    if quota == "max":
-        return None
-    return int(quota) / int(period)
+    return limit if limit > 0 else None
 
 
 def _cgroup_v1_limit(root: Path) -> float | None:

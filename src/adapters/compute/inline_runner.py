@@ -37,8 +37,13 @@ class InlineRunner(ComputeRunner):
         return _Place(self)
 
     def capacity(self) -> Mapping[str, int]:
-        return {"workers": 1, "threadsPerTask": 1, "busy": 0, "queued": self._queued,
-                "queueLimit": self._queue_limit}
+        return {
+            "workers": 1,
+            "threadsPerTask": 1,
+            "busy": 0,
+            "queued": self._queued,
+            "queueLimit": self._queue_limit,
+        }
 
     async def run(
         self,

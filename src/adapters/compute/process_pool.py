@@ -64,8 +64,15 @@ class _Place(Reservation):
 
 class ProcessPoolRunner(ComputeRunner):
     def __init__(
-        self, *, workers: int, threads_per_task: int, queue_limit: int, start_method: str = "forkserver"
+        self,
+        *,
+        workers: int,
+        threads_per_task: int,
+        queue_limit: int,
+        start_method: str = "forkserver",
+        preload: tuple[str, ...] = (),
     ) -> None:
+        self._preload = preload
         self._size = workers
         self._threads = threads_per_task
         self._queue_limit = queue_limit
@@ -93,7 +100,10 @@ class ProcessPoolRunner(ComputeRunner):
     def _spawn(self) -> _Worker:
         parent_end, child_end = self._context.Pipe(duplex=True)
         process = self._context.Process(
-            target=worker_loop, args=(child_end, self._threads), name="ml-worker-compute", daemon=True
+            target=worker_loop,
+            args=(child_end, self._threads, self._preload),
+            name="ml-worker-compute",
+            daemon=True,
         )
         process.start()
         child_end.close()
@@ -162,12 +172,24 @@ class ProcessPoolRunner(ComputeRunner):
         canceller = asyncio.ensure_future(cancel_event.wait())
         try:
             await asyncio.wait({getter, canceller}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            # asyncio.wait does not cancel what it waits for: a getter left pending would later take
+            # a worker that nobody gives back, and the pool would shrink for good.
+            self._abandon(getter)
+            raise
         finally:
             canceller.cancel()
         if not getter.done():
-            getter.cancel()
+            self._abandon(getter)
             raise TaskCancelled("cancelled while queued")
         return await self._ensure_alive(getter.result())
+
+    def _abandon(self, getter: asyncio.Future[_Worker]) -> None:
+        assert self._idle is not None
+        if getter.done() and not getter.cancelled() and getter.exception() is None:
+            self._idle.put_nowait(getter.result())
+        else:
+            getter.cancel()
 
     async def _ensure_alive(self, worker: _Worker) -> _Worker:
         """An idle worker may have died (killed, out of memory): replace it rather than fail a task."""
@@ -217,8 +239,20 @@ class ProcessPoolRunner(ComputeRunner):
             if not outcome.done():
                 outcome.set_result(("lost",))
 
-        loop.add_reader(worker.conn.fileno(), on_readable)
-        loop.add_reader(worker.process.sentinel, on_exit)
+        # The readers are removed by the numbers kept here, and before worker.stop() closes the pipe:
+        # once closed, conn.fileno() raises, and a reader left registered under a closed fd number
+        # silently swallows the next worker's pipe when it reuses that number (the selector then only
+        # swaps the callback and never registers the new pipe with the kernel: the run hangs).
+        pipe_fd, sentinel_fd = worker.conn.fileno(), worker.process.sentinel
+
+        def detach() -> None:
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(pipe_fd)
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(sentinel_fd)
+
+        loop.add_reader(pipe_fd, on_readable)
+        loop.add_reader(sentinel_fd, on_exit)
         try:
             try:
                 await asyncio.to_thread(worker.conn.send_bytes, payload)
@@ -236,18 +270,17 @@ class ProcessPoolRunner(ComputeRunner):
                     canceller.cancel()
             if not outcome.done():
                 # Cancelled or out of time: the only sure way to stop CPU-bound native code.
+                detach()
                 await asyncio.to_thread(worker.stop)
                 if cancel_event is not None and cancel_event.is_set():
                     raise TaskCancelled("the task was cancelled")
                 raise TaskTimedOut(f"the task did not finish within {time.monotonic() - started:.0f} s")
         except asyncio.CancelledError:
+            detach()
             await asyncio.to_thread(worker.stop)
             raise
         finally:
-            with contextlib.suppress(ValueError, OSError):
-                loop.remove_reader(worker.conn.fileno())
-            with contextlib.suppress(ValueError, OSError):
-                loop.remove_reader(worker.process.sentinel)
+            detach()
         reply = outcome.result()
         kind = reply[0]
         if kind == "ok":

@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 
 from domain.errors import ValidationFailed, field_error
+from domain.gbm.scorer import category_key
 from domain.gbm.training import CategoricalEncoding, FeaturePlan
 
 _TRUE = frozenset({"1", "true"})
@@ -40,7 +41,7 @@ def label_vector(frame: pl.DataFrame, label: str) -> np.ndarray:
         values = column.cast(pl.Float64).to_numpy()
         bad = ~np.isin(values, (0.0, 1.0))
         if bad.any():
-            example = values[bad][0]
+            example = float(values[bad][0])  # a plain float: the message must not read np.float64(nan)
             raise ValidationFailed(
                 f"the label '{label}' must be 0 or 1; found {example!r}",
                 [field_error("label", f"{int(bad.sum())} value(s) are not 0 or 1, e.g. {example!r}")],
@@ -57,10 +58,32 @@ def label_vector(frame: pl.DataFrame, label: str) -> np.ndarray:
     return text.is_in(list(_TRUE)).cast(pl.Float64).to_numpy()
 
 
-def _top_categories(column: pl.Series, limit: int) -> tuple[list[str], int]:
-    counts = column.drop_nulls().value_counts(name="n").sort(["n", column.name], descending=[True, False])
-    categories = [str(value) for value in counts.get_column(column.name).head(limit).to_list()]
-    return categories, counts.height
+def _category_codes(column: pl.Series, limit: int) -> tuple[list[str], np.ndarray, int, int]:
+    """Codes (float, NaN = missing or unseen) for the `limit` most frequent categories, named by the
+    scorers' own rule (`category_key`: 3 and 3.0 are "3", True is "true"), so a raw row is encoded
+    in Node and in Python exactly as it was here. Returns the categories, the codes, how many
+    distinct categories there were, and how many values could not be a category."""
+    counts = column.drop_nulls().value_counts(name="__n")
+    key_of: dict[Any, str] = {}
+    frequency: dict[str, int] = {}
+    unusable = 0
+    for value, n in zip(
+        counts.get_column(column.name).to_list(), counts.get_column("__n").to_list(), strict=True
+    ):
+        key = category_key(value)
+        if key is None:
+            unusable += n
+            continue
+        key_of[value] = key
+        frequency[key] = frequency.get(key, 0) + n
+    ranked = sorted(frequency.items(), key=lambda item: (-item[1], item[0]))
+    categories = [key for key, _ in ranked[:limit]]
+    code = {key: float(i) for i, key in enumerate(categories)}
+    kept = [value for value, key in key_of.items() if key in code]
+    codes = column.replace_strict(
+        kept, [code[key_of[value]] for value in kept], default=None, return_dtype=pl.Float64
+    ).to_numpy()
+    return categories, codes, len(frequency), unusable
 
 
 def encode_features(
@@ -76,9 +99,11 @@ def encode_features(
     native_columns: list[int] = []
     warnings: list[str] = []
     for name in plan.categorical:
-        # Categories are compared as strings by both scorers, whatever type the column had.
-        column = frame.get_column(name).cast(pl.String)
-        categories, distinct = _top_categories(column, max_categories)
+        categories, codes, distinct, unusable = _category_codes(frame.get_column(name), max_categories)
+        if unusable:
+            warnings.append(
+                f"'{name}': {unusable} non-integral number(s) cannot be categories; treated as missing"
+            )
         if distinct > len(categories):
             warnings.append(
                 f"'{name}' has {distinct} categories; the {len(categories)} most frequent are kept, "
@@ -87,9 +112,6 @@ def encode_features(
         input_features.append(
             {"name": name, "kind": "categorical", "encoding": encoding.value, "categories": categories}
         )
-        codes = column.replace_strict(
-            categories, list(range(len(categories))), default=None, return_dtype=pl.Float64
-        ).to_numpy()
         if encoding is CategoricalEncoding.NATIVE:
             native_columns.append(len(feature_names))
             blocks.append(codes.reshape(-1, 1))  # unseen and missing stay NaN
