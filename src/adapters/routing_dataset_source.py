@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from application.ports import DatasetSource
-from domain.data import Dataset, DataSpec, TableRef
+from domain.data import Dataset, DataSpec, FileRef, TableRef
 from domain.errors import ValidationFailed, field_error
 
 
 class RoutingDatasetSource(DatasetSource):
-    def __init__(self, inline: DatasetSource, table: DatasetSource | None) -> None:
+    """`files` is given only to the offline CLI's container: the service never reads its own disk,
+    even if a `FileRef` were somehow built from a request."""
+
+    def __init__(
+        self, inline: DatasetSource, table: DatasetSource | None, files: DatasetSource | None = None
+    ) -> None:
         self._inline = inline
         self._table = table
+        self._files = files
 
     async def load(self, spec: DataSpec, *, max_rows: int) -> Dataset:
         if isinstance(spec, TableRef):
@@ -21,6 +27,13 @@ class RoutingDatasetSource(DatasetSource):
                     [field_error("data.table", "no database configured")],
                 )
             return await self._table.load(spec, max_rows=max_rows)
+        if isinstance(spec, FileRef):
+            if self._files is None:
+                raise ValidationFailed(
+                    "this worker does not read files; send the data inline or as a table",
+                    [field_error("data", "files are read by the offline CLI only")],
+                )
+            return await self._files.load(spec, max_rows=max_rows)
         return await self._inline.load(spec, max_rows=max_rows)
 
     async def check(self) -> str | None:

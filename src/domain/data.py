@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 Scalar = str | int | float | bool | None
 
@@ -45,7 +45,19 @@ class TableRef:
     limit: int | None = None
 
 
-DataSpec = InlineRows | InlineColumns | TableRef
+FileFormat = Literal["csv", "parquet"]
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A CSV or Parquet file on this machine. Only the offline CLI builds one: the HTTP contract has
+    no file form, so a caller of the API can never make the worker read its own disk."""
+
+    path: str
+    format: FileFormat | None = None  # None: from the file name's extension
+
+
+DataSpec = InlineRows | InlineColumns | TableRef | FileRef
 
 
 class Dataset(Protocol):
@@ -62,6 +74,8 @@ def describe_spec(spec: DataSpec) -> dict[str, Any]:
     """A short, log-safe description of where data came from (never the data itself)."""
     if isinstance(spec, TableRef):
         return {"source": "table", "table": spec.table, "limit": spec.limit}
+    if isinstance(spec, FileRef):
+        return {"source": "file", "path": spec.path, "format": spec.format}
     if isinstance(spec, InlineColumns):
         return {"source": "columns", "columns": len(spec.columns)}
     return {"source": "rows", "rows": len(spec.rows)}

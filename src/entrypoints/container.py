@@ -12,6 +12,7 @@ from dependency_injector import containers, providers
 from adapters.compute.cpu_budget import PoolShape, cpu_budget, pool_shape
 from adapters.compute.inline_runner import InlineRunner
 from adapters.compute.process_pool import ProcessPoolRunner
+from adapters.files.dataset_source import FileDatasetSource
 from adapters.inline.dataset_source import InlineDatasetSource
 from adapters.lightgbm.trainer import LightGbmTrainer
 from adapters.memory.job_store import InMemoryJobStore
@@ -34,6 +35,14 @@ from application.train_gbm import TrainGbm
 from domain.errors import ValidationFailed
 from entrypoints.settings import Settings
 
+# What the compute tasks run: imported by each worker process as it starts, not by the first task.
+COMPUTE_MODULES = (
+    "adapters.lightgbm.trainer",
+    "adapters.sklearn.segmentation",
+    "adapters.polars.policies",
+    "adapters.sklearn.content",
+)
+
 
 def _shape(settings: Settings) -> PoolShape:
     return pool_shape(cpu_budget(override=settings.cpu_limit), settings.workers, settings.threads_per_task)
@@ -44,7 +53,10 @@ async def _runner(settings: Settings, shape: PoolShape) -> AsyncIterator[Compute
         yield InlineRunner(queue_limit=settings.queue_limit)
         return
     runner = ProcessPoolRunner(
-        workers=shape.workers, threads_per_task=shape.threads_per_task, queue_limit=settings.queue_limit
+        workers=shape.workers,
+        threads_per_task=shape.threads_per_task,
+        queue_limit=settings.queue_limit,
+        preload=COMPUTE_MODULES,
     )
     await runner.start()
     try:
@@ -79,7 +91,7 @@ async def _started_job_store(store: JobStore) -> AsyncIterator[JobStore]:
         await store.close()
 
 
-async def _started_datasets(settings: Settings) -> AsyncIterator[DatasetSource]:
+async def _started_datasets(settings: Settings, read_files: bool) -> AsyncIterator[DatasetSource]:
     table = (
         SqlDatasetSource(
             settings.database_url,
@@ -90,7 +102,8 @@ async def _started_datasets(settings: Settings) -> AsyncIterator[DatasetSource]:
         else None
     )
     try:
-        yield RoutingDatasetSource(inline=InlineDatasetSource(), table=table)
+        files = FileDatasetSource() if read_files else None
+        yield RoutingDatasetSource(inline=InlineDatasetSource(), table=table, files=files)
     finally:
         if table is not None:
             await table.close()
@@ -123,7 +136,9 @@ class Container(containers.DeclarativeContainer):
     shape = providers.Singleton(_shape, settings)
     runner = providers.Resource(_runner, settings, shape)
     job_store = providers.Resource(_started_job_store, providers.Singleton(_job_store, settings, clock))
-    datasets = providers.Resource(_started_datasets, settings)
+    # Only the offline CLI reads files (offline_container); the service never reads its own disk.
+    read_files = providers.Object(False)
+    datasets = providers.Resource(_started_datasets, settings, read_files)
     executor = providers.Resource(_started_executor, job_store, runner, clock, settings)
 
     trainer = providers.Singleton(LightGbmTrainer, num_threads=shape.provided.threads_per_task)
@@ -167,3 +182,11 @@ async def resolve_services(container: Container) -> Services:
     names = [f.name for f in fields(Services)]
     values = [await _resolved(getattr(container, name)) for name in names]
     return Services(**dict(zip(names, values, strict=True)))
+
+
+def offline_container(settings: Settings) -> Container:
+    """The container of the offline CLI: the service's, plus a file reader behind `FileRef`."""
+    container = Container()
+    container.settings.override(settings)
+    container.read_files.override(True)
+    return container
