@@ -3,6 +3,7 @@ that the scorers encode a raw row exactly the same way."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +59,9 @@ def label_vector(frame: pl.DataFrame, label: str) -> np.ndarray:
     return text.is_in(list(_TRUE)).cast(pl.Float64).to_numpy()
 
 
-def _category_codes(column: pl.Series, limit: int) -> tuple[list[str], np.ndarray, int, int]:
+def _category_codes(
+    column: pl.Series, limit: int, recorded: list[str] | None = None
+) -> tuple[list[str], np.ndarray, int, int]:
     """Codes (float, NaN = missing or unseen) for the `limit` most frequent categories, named by the
     scorers' own rule (`category_key`: 3 and 3.0 are "3", True is "true"), so a raw row is encoded
     in Node and in Python exactly as it was here. Returns the categories, the codes, how many
@@ -76,8 +79,11 @@ def _category_codes(column: pl.Series, limit: int) -> tuple[list[str], np.ndarra
             continue
         key_of[value] = key
         frequency[key] = frequency.get(key, 0) + n
-    ranked = sorted(frequency.items(), key=lambda item: (-item[1], item[0]))
-    categories = [key for key, _ in ranked[:limit]]
+    if recorded is None:
+        ranked = sorted(frequency.items(), key=lambda item: (-item[1], item[0]))
+        categories = [key for key, _ in ranked[:limit]]
+    else:
+        categories = recorded
     code = {key: float(i) for i, key in enumerate(categories)}
     kept = [value for value, key in key_of.items() if key in code]
     codes = column.replace_strict(
@@ -87,8 +93,14 @@ def _category_codes(column: pl.Series, limit: int) -> tuple[list[str], np.ndarra
 
 
 def encode_features(
-    frame: pl.DataFrame, plan: FeaturePlan, encoding: CategoricalEncoding, max_categories: int
+    frame: pl.DataFrame,
+    plan: FeaturePlan,
+    encoding: CategoricalEncoding,
+    max_categories: int,
+    recorded: Mapping[str, list[str]] | None = None,
 ) -> EncodedFeatures:
+    """Encode for training, or, given the `recorded` categories of a trained model, encode new rows
+    exactly as that model's training rows were."""
     numeric = frame.select(pl.col(name).cast(pl.Float64) for name in plan.numeric)
     blocks: list[np.ndarray] = []
     if numeric.width:
@@ -99,7 +111,9 @@ def encode_features(
     native_columns: list[int] = []
     warnings: list[str] = []
     for name in plan.categorical:
-        categories, codes, distinct, unusable = _category_codes(frame.get_column(name), max_categories)
+        categories, codes, distinct, unusable = _category_codes(
+            frame.get_column(name), max_categories, None if recorded is None else recorded[name]
+        )
         if unusable:
             warnings.append(
                 f"'{name}': {unusable} non-integral number(s) cannot be categories; treated as missing"

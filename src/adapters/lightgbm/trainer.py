@@ -11,6 +11,7 @@ from sklearn.metrics import accuracy_score, log_loss, precision_score, recall_sc
 from sklearn.model_selection import train_test_split
 
 from adapters.lightgbm.encoding import encode_features, label_vector
+from adapters.lightgbm.parity_fixture import parity_fixture
 from adapters.polars.dataset import PolarsDataset
 from application.ports import GbmTrainer
 from domain.data import Dataset
@@ -137,6 +138,19 @@ class LightGbmTrainer(GbmTrainer):
             model_text=booster.model_to_string(num_iteration=used_iterations),
         )
         durations["dump"] = _elapsed_ms(clock)
+        fixture = None
+        if spec.include_parity_fixture:
+            clock = time.perf_counter()
+            fixture = parity_fixture(
+                frame,
+                plan,
+                spec.categorical_encoding,
+                encoded.input_features,
+                booster,
+                used_iterations,
+                spec.seed,
+            )
+            durations["parityFixture"] = _elapsed_ms(clock)
         progress(1.0, "done")
         warnings = list(encoded.warnings)
         if used_iterations < num_iterations:
@@ -148,6 +162,7 @@ class LightGbmTrainer(GbmTrainer):
             durations_ms=durations,
             library_version=lgb.__version__,
             warnings=tuple(warnings),
+            parity_fixture=fixture,
         )
 
 

@@ -73,6 +73,7 @@ class GbmTrainingSpec:
     params: Mapping[str, Any] = field(default_factory=lambda: lightgbm_params({}))
     validation_fraction: float = 0.2
     early_stopping_rounds: int | None = None
+    include_parity_fixture: bool = False
 
     @property
     def seed(self) -> int:
@@ -116,11 +117,15 @@ def plan_features(spec: GbmTrainingSpec, schema: Mapping[str, ColumnKind]) -> Fe
             continue
         if kind is ColumnKind.TEMPORAL:
             problems.append(field_error(name, "timestamps are not supported as features; send a number"))
-        elif name in categorical_given or (spec.categorical_features is None and kind is ColumnKind.CATEGORICAL):
+        elif name in categorical_given or (
+            spec.categorical_features is None and kind is ColumnKind.CATEGORICAL
+        ):
             categorical.append(name)
         elif kind is ColumnKind.CATEGORICAL:
             problems.append(
-                field_error(name, "holds text but is not listed in categoricalFeatures; send numbers or list it")
+                field_error(
+                    name, "holds text but is not listed in categoricalFeatures; send numbers or list it"
+                )
             )
         else:
             numeric.append(name)
@@ -195,3 +200,4 @@ class GbmTrainingOutcome:
     durations_ms: Mapping[str, float]
     library_version: str
     warnings: Sequence[str] = ()
+    parity_fixture: Mapping[str, Any] | None = None

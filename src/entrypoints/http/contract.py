@@ -158,6 +158,15 @@ class Library(BaseModel):
     version: str
 
 
+class ParityFixture(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    rows: list[dict[str, str | float | bool | None]]
+    rawScores: list[float]
+    scores: list[float]
+
+
 class Tree(BaseModel):
     model_config = ConfigDict(
         extra='allow',
@@ -394,6 +403,12 @@ class TrainGbmRequest(BaseModel):
             ge=1,
         ),
     ] = None
+    includeParityFixture: Annotated[
+        bool,
+        Field(
+            description="Return `parityFixture`: rows (a seeded sample of the training rows plus edge rows: each\nfield missing, zero, extreme, infinite, an unseen category) with LightGBM's own raw scores,\nto check a scorer against before activating the model.\n"
+        ),
+    ] = False
 
 
 class TrainGbmResponse(BaseModel):
@@ -406,11 +421,12 @@ class TrainGbmResponse(BaseModel):
     durationMs: Annotated[
         dict[str, float],
         Field(
-            description='Time spent per stage (load, prepare, train, evaluate, dump, total).'
+            description='Milliseconds per stage: parse (request body), prepare (encode), train, evaluate, dump (modelState), total (in the server).'
         ),
     ]
     library: Library
     warnings: list[str]
+    parityFixture: ParityFixture | None = None
 
 
 class SegmentsRequest(BaseModel):

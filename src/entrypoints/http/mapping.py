@@ -46,10 +46,11 @@ def training_spec(body: c.TrainGbmRequest) -> GbmTrainingSpec:
         params=lightgbm_params(given),
         validation_fraction=body.validationFraction,
         early_stopping_rounds=body.earlyStoppingRounds,
+        include_parity_fixture=body.includeParityFixture,
     )
 
 
-def training_response(outcome: GbmTrainingOutcome, load_ms: float, total_ms: float) -> dict[str, Any]:
+def training_response(outcome: GbmTrainingOutcome, parse_ms: float, total_ms: float) -> dict[str, Any]:
     m = outcome.metrics
     return {
         "modelState": outcome.model_state,
@@ -70,9 +71,10 @@ def training_response(outcome: GbmTrainingOutcome, load_ms: float, total_ms: flo
             {"field": f.field, "importance": f.importance, "selected": f.selected}
             for f in outcome.feature_importance
         ],
-        "durationMs": {"load": load_ms, **outcome.durations_ms, "total": total_ms},
+        "durationMs": {"parse": parse_ms, **outcome.durations_ms, "total": total_ms},
         "library": {"name": "lightgbm", "version": outcome.library_version},
         "warnings": list(outcome.warnings),
+        **({"parityFixture": dict(outcome.parity_fixture)} if outcome.parity_fixture is not None else {}),
     }
 
 

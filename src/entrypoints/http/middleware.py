@@ -95,7 +95,7 @@ class RequestContextMiddleware:
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise PayloadTooLarge(
-                        f"request body exceeds {limit // (1024 * 1024)} MB (ML_WORKER_MAX_BODY_MB)"
+                        f"request body exceeds {limit / (1024 * 1024):g} MB (ML_WORKER_MAX_BODY_MB)"
                     )
             return message
 
@@ -104,7 +104,7 @@ class RequestContextMiddleware:
     async def _too_large(self, send: Send) -> None:
         response = envelope(
             "PAYLOAD_TOO_LARGE",
-            f"request body exceeds {self.max_body_bytes // (1024 * 1024)} MB (ML_WORKER_MAX_BODY_MB)",
+            f"request body exceeds {self.max_body_bytes / (1024 * 1024):g} MB (ML_WORKER_MAX_BODY_MB)",
             413,
         )
 
