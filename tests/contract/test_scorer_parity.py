@@ -145,7 +145,9 @@ def test_thresholds_clamped_by_the_dump_are_restored_from_the_model_text() -> No
     )
     assert [exact.raw_margin(row) for row in rows] == list(expected)
     # model_state_from_dump takes its dump over: the lossy state needs a fresh one.
-    lossy = load_model(model_state_from_dump(booster.dump_model(), feature_names=["v"], input_features=inputs))
+    lossy = load_model(
+        model_state_from_dump(booster.dump_model(), feature_names=["v"], input_features=inputs)
+    )
     assert lossy.raw_margin(rows[0]) != expected[0]
 
 
