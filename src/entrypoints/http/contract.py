@@ -496,6 +496,14 @@ class PoliciesRequest(BaseModel):
         ),
     ] = [1, 3, 5, 7, 10]
     minSamplesPerBand: Annotated[int, Field(ge=1)] = 30
+    alpha: Annotated[
+        float,
+        Field(
+            description='Family-wise significance level of the fatigue and cooldown tests.',
+            gt=0.0,
+            lt=1.0,
+        ),
+    ] = 0.05
     randomState: Annotated[int, Field(ge=0, le=2147483647)] = 42
     schemaId: str | None = None
     tenantId: str | None = None

@@ -111,6 +111,7 @@ def policy_spec(body: c.PoliciesRequest) -> PolicySpec:
         bands=tuple(band.root for band in body.bands),
         min_samples_per_band=body.minSamplesPerBand,
         random_state=body.randomState,
+        alpha=body.alpha,
     )
 
 
