@@ -89,10 +89,13 @@ class InternalFailure(WorkerError):
 
 
 def _error_classes() -> dict[str, type[WorkerError]]:
+    """Code -> class, breadth first from WorkerError's direct subclasses (in definition order), so a
+    code maps to its most general class (ValidationFailed, not one of its subclasses) and INTERNAL
+    to InternalFailure rather than the WorkerError base, which shares its default code."""
     classes: dict[str, type[WorkerError]] = {}
-    pending: list[type[WorkerError]] = [WorkerError]
+    pending: list[type[WorkerError]] = list(WorkerError.__subclasses__())
     while pending:
-        cls = pending.pop()
+        cls = pending.pop(0)
         classes.setdefault(cls.code, cls)
         pending.extend(cls.__subclasses__())
     return classes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -58,8 +59,12 @@ class InlineRunner(ComputeRunner):
         place = reservation or self.reserve()
         loop = asyncio.get_running_loop()
 
+        # Set when the caller gives up (timeout, asyncio cancellation), even without a cancel_event:
+        # the thread cannot be killed, but it stops at its next report instead of running on.
+        abandoned = threading.Event()
+
         def report(fraction: float, message: str = "") -> None:
-            if cancel_event is not None and cancel_event.is_set():
+            if abandoned.is_set() or (cancel_event is not None and cancel_event.is_set()):
                 raise TaskCancelled("the task was cancelled")
             if on_progress is not None:
                 loop.call_soon_threadsafe(on_progress, fraction, message)
@@ -70,8 +75,12 @@ class InlineRunner(ComputeRunner):
             return await asyncio.wait_for(asyncio.to_thread(task, *args, progress=report), timeout)
         except TimeoutError:
             # The thread cannot be stopped; it ends at its next progress report or when done.
+            abandoned.set()
             if cancel_event is not None:
                 cancel_event.set()
             raise TaskTimedOut(f"the task did not finish within {timeout} s") from None
+        except asyncio.CancelledError:
+            abandoned.set()
+            raise
         finally:
             place.release()

@@ -1,0 +1,132 @@
+"""Helpers shared by the tests/unit/test_foundation_*.py files.
+
+Task functions sent to ProcessPoolRunner are pickled by reference, so they must live in a module
+the worker process can import. pytest (rootdir-based "prepend" import mode, no tests/__init__.py)
+puts tests/unit on sys.path before it collects these test files, and the forkserver copies sys.path
+when it starts, so `foundation_support` imports in the workers under its own name.
+
+Module level imports are standard library only: the worker loads this module when it unpickles a
+task, and must stay quick to start.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from domain.errors import WorkerError
+
+# ----------------------------------------------------------------------------- compute tasks
+
+
+def add(a: int, b: int, *, progress: Callable[..., None]) -> int:
+    return a + b
+
+
+def staged(notes: list[str], pause: float, *, progress: Callable[..., None]) -> str:
+    """Reports (i+1)/len(notes) with each note, pausing between reports (longer than the worker's
+    0.2 s progress throttle so every report goes through)."""
+    for i, note in enumerate(notes):
+        progress((i + 1) / len(notes), note)
+        if i + 1 < len(notes):
+            time.sleep(pause)
+    return "done"
+
+
+def raise_error(
+    cls: type[WorkerError], message: str, details: list[dict[str, Any]], *, progress: Callable[..., None]
+) -> None:
+    raise cls(message, details)
+
+
+def crash(*, progress: Callable[..., None]) -> None:
+    raise ValueError("boom in the task")
+
+
+def unpicklable_result(*, progress: Callable[..., None]) -> Any:
+    return lambda: None
+
+
+def pid(*, progress: Callable[..., None]) -> int:
+    return os.getpid()
+
+
+def environment(names: list[str], *, progress: Callable[..., None]) -> dict[str, str | None]:
+    return {name: os.environ.get(name) for name in names}
+
+
+def announce_then_sleep(seconds: float, *, progress: Callable[..., None]) -> int:
+    """Reports its pid as the progress note at once, then sleeps without reporting again (a task
+    that cannot be stopped cooperatively)."""
+    progress(0.0, str(os.getpid()))
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def sleep_reporting(seconds: float, step: float, *, progress: Callable[..., None]) -> str:
+    """Sleeps `seconds` in slices of `step`, reporting the fraction done after each slice."""
+    slices = max(1, round(seconds / step))
+    for i in range(slices):
+        time.sleep(step)
+        progress((i + 1) / slices, f"slice {i + 1}")
+    return "slept"
+
+
+def report_until_stopped(stopped: list[str], *, progress: Callable[..., None]) -> dict[str, Any]:
+    """Reports every 10 ms for up to 30 s; appends to `stopped` when it ends (threads only: the
+    list is shared with the caller when the InlineRunner runs it)."""
+    try:
+        for i in range(3000):
+            time.sleep(0.01)
+            progress(i / 3000, "working")
+        return {}
+    finally:
+        stopped.append("stopped")
+
+
+def job_result(value: int, pause: float, *, progress: Callable[..., None]) -> dict[str, Any]:
+    """A job task: reports progress over `pause` seconds, then returns a JSON-able result."""
+    steps = 6
+    for i in range(steps):
+        time.sleep(pause / steps)
+        progress((i + 1) / (steps + 1), f"step {i + 1}")
+    return {"value": value, "squares": [value * value]}
+
+
+def job_raises(cls: type[WorkerError], message: str, *, progress: Callable[..., None]) -> dict[str, Any]:
+    progress(0.1, "about to fail")
+    raise cls(message, [{"field": "data", "message": message}])
+
+
+# ----------------------------------------------------------------------------- fakes
+
+
+class FakeSegmenter:
+    """A Segmenter that records nothing and returns a fixed result (picklable, module level)."""
+
+    def segment(self, dataset: Any, spec: Any, progress: Callable[..., None]) -> dict[str, Any]:
+        progress(0.5, "segmenting")
+        return {"algorithm": spec.algorithm, "k": spec.min_clusters, "rowCount": dataset.row_count}
+
+
+class ManualClock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.value = now
+
+    def now(self) -> float:
+        return self.value
+
+
+def poll_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def as_dict(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(mapping)
