@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import multiprocessing as mp
 import pickle
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as mp_wait
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
@@ -218,70 +220,34 @@ class ProcessPoolRunner(ComputeRunner):
         cancel_event: asyncio.Event | None,
     ) -> Any:
         loop = asyncio.get_running_loop()
-        outcome: asyncio.Future[tuple[Any, ...]] = loop.create_future()
 
-        def on_readable() -> None:
-            try:
-                while not outcome.done() and worker.conn.poll():
-                    message = worker.conn.recv()
-                    if message[0] == "progress":
-                        if on_progress is not None:
-                            on_progress(message[1], message[2])
-                    else:
-                        outcome.set_result(message)
-            except (EOFError, OSError):
-                if not outcome.done():
-                    outcome.set_result(("lost",))
+        def relay(fraction: float, message: str) -> None:
+            if on_progress is not None:
+                loop.call_soon_threadsafe(on_progress, fraction, message)
 
-        def on_exit() -> None:
-            # The pipe alone cannot tell: another process may hold its other end open.
-            on_readable()
-            if not outcome.done():
-                outcome.set_result(("lost",))
-
-        # The readers are removed by the numbers kept here, and before worker.stop() closes the pipe:
-        # once closed, conn.fileno() raises, and a reader left registered under a closed fd number
-        # silently swallows the next worker's pipe when it reuses that number (the selector then only
-        # swaps the callback and never registers the new pipe with the kernel: the run hangs).
-        pipe_fd, sentinel_fd = worker.conn.fileno(), worker.process.sentinel
-
-        def detach() -> None:
-            with contextlib.suppress(ValueError, OSError):
-                loop.remove_reader(pipe_fd)
-            with contextlib.suppress(ValueError, OSError):
-                loop.remove_reader(sentinel_fd)
-
-        loop.add_reader(pipe_fd, on_readable)
-        loop.add_reader(sentinel_fd, on_exit)
+        # The exchange runs in a thread on the pipe in blocking mode. An event-loop reader would not
+        # do: uvloop switches a watched descriptor to non-blocking, and a large task then fails to
+        # send with EAGAIN (and a large result could fail to arrive the same way).
+        stop_reading = threading.Event()
+        exchange = asyncio.ensure_future(asyncio.to_thread(_exchange, worker, payload, relay, stop_reading))
+        canceller = asyncio.ensure_future(cancel_event.wait()) if cancel_event else None
+        started = time.monotonic()
         try:
-            try:
-                await asyncio.to_thread(worker.conn.send_bytes, payload)
-            except (OSError, EOFError):
-                outcome.set_result(("lost",)) if not outcome.done() else None
-            waiters: set[asyncio.Future[Any]] = {outcome}
-            canceller = asyncio.ensure_future(cancel_event.wait()) if cancel_event else None
-            if canceller is not None:
-                waiters.add(canceller)
-            started = time.monotonic()
-            try:
-                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                if canceller is not None:
-                    canceller.cancel()
-            if not outcome.done():
-                # Cancelled or out of time: the only sure way to stop CPU-bound native code.
-                detach()
-                await asyncio.to_thread(worker.stop)
-                if cancel_event is not None and cancel_event.is_set():
-                    raise TaskCancelled("the task was cancelled")
-                raise TaskTimedOut(f"the task did not finish within {time.monotonic() - started:.0f} s")
+            waiters: set[asyncio.Future[Any]] = {exchange} | ({canceller} if canceller else set())
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
-            detach()
-            await asyncio.to_thread(worker.stop)
+            await self._stop_exchange(worker, exchange, stop_reading)
             raise
         finally:
-            detach()
-        reply = outcome.result()
+            if canceller is not None:
+                canceller.cancel()
+        if not exchange.done():
+            # Cancelled or out of time: ending the process is the only sure way to stop native code.
+            await self._stop_exchange(worker, exchange, stop_reading)
+            if cancel_event is not None and cancel_event.is_set():
+                raise TaskCancelled("the task was cancelled")
+            raise TaskTimedOut(f"the task did not finish within {time.monotonic() - started:.0f} s")
+        reply = exchange.result()
         kind = reply[0]
         if kind == "ok":
             return reply[1]
@@ -290,5 +256,45 @@ class ProcessPoolRunner(ComputeRunner):
         if kind == "crash":
             log.error("compute_task_crashed", error=reply[1], traceback=reply[2])
             raise InternalFailure(reply[1])
+        log.error(
+            "compute_worker_lost", pid=worker.process.pid, exitcode=worker.process.exitcode, reason=reply[1]
+        )
         await asyncio.to_thread(worker.stop)
         raise WorkerLost("the compute process running the task died (killed or out of memory)")
+
+    @staticmethod
+    async def _stop_exchange(
+        worker: _Worker, exchange: asyncio.Future[Any], stop_reading: threading.Event
+    ) -> None:
+        stop_reading.set()
+        await asyncio.to_thread(worker.stop)
+        with contextlib.suppress(BaseException):
+            await exchange
+
+
+_POLL_S = 0.25
+
+
+def _exchange(
+    worker: _Worker, payload: bytes, relay: Callable[[float, str], None], stop: threading.Event
+) -> tuple[Any, ...]:
+    """Send the task and wait for its reply, relaying progress. Runs in a thread."""
+    try:
+        worker.conn.send_bytes(payload)
+    except (OSError, EOFError) as exc:
+        return ("lost", f"sending the task: {exc!r}")
+    while not stop.is_set():
+        try:
+            ready = mp_wait([worker.conn, worker.process.sentinel], timeout=_POLL_S)
+            if worker.conn in ready:
+                message = worker.conn.recv()
+                if message[0] == "progress":
+                    relay(message[1], message[2])
+                    continue
+                return tuple(message)
+            # The pipe alone cannot tell a death: another process may hold its other end open.
+            if worker.process.sentinel in ready and not worker.conn.poll():
+                return ("lost", "the process exited")
+        except (OSError, EOFError) as exc:
+            return ("lost", f"pipe: {exc!r}")
+    return ("lost", "stopped")

@@ -1,0 +1,123 @@
+"""GET /health latency while a segmentation job runs, beside the same measure on an idle server.
+
+    .venv/bin/python bench/health_under_load.py [--rows 300000]
+
+Target (issue 3): p99 <= 50 ms while a job runs. The job computes in the worker's process pool, so
+the event loop that answers /health only relays progress.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_server() -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ,
+        "ML_WORKER_PORT": str(port),
+        "ML_WORKER_HOST": "127.0.0.1",
+        "ML_WORKER_LOG_LEVEL": "warning",
+        "ML_WORKER_MAX_BODY_MB": "2048",
+    }
+    process = subprocess.Popen(
+        [str(ROOT / ".venv/bin/ml-worker"), "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "w"),  # noqa: SIM115
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError("server did not start")
+
+
+def probe(client: httpx.Client, url: str, seconds: float | None, until=None) -> list[float]:  # type: ignore[no-untyped-def]
+    latencies: list[float] = []
+    end = time.monotonic() + seconds if seconds else None
+    while (end is None or time.monotonic() < end) and (until is None or not until()):
+        t = time.perf_counter()
+        client.get(f"{url}/health").raise_for_status()
+        latencies.append((time.perf_counter() - t) * 1000)
+        time.sleep(0.02)
+    return latencies
+
+
+def summary(latencies: list[float]) -> str:
+    ordered = sorted(latencies)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    return f"n={len(ordered):5d}  p50 {statistics.median(ordered):6.1f} ms  p99 {p99:6.1f} ms  max {ordered[-1]:6.1f} ms"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=300_000)
+    args = parser.parse_args()
+    rng = np.random.default_rng(1)
+    centres = rng.normal(scale=5, size=(5, 8))
+    x = centres[rng.integers(0, 5, args.rows)] + rng.normal(size=(args.rows, 8))
+    body = json.dumps(
+        {
+            "data": {"columns": {f"f{i}": x[:, i].tolist() for i in range(8)}},
+            "minClusters": 2,
+            "maxClusters": 8,
+        }
+    ).encode()
+    process, url = start_server()
+    try:
+        with httpx.Client(timeout=30) as client:
+            idle = probe(client, url, seconds=10)
+            accepted = client.post(
+                f"{url}/analyze/segments",
+                content=body,
+                headers={"content-type": "application/json"},
+                timeout=300,
+            )
+            accepted.raise_for_status()
+            job_url = f"{url}/status/{accepted.json()['jobId']}"
+            state = {"status": "queued"}
+
+            def finished() -> bool:
+                if len(busy) % 10 == 0:
+                    state.update(client.get(job_url).json())
+                return state["status"] in ("completed", "failed", "cancelled")
+
+            busy: list[float] = []
+            started = time.monotonic()
+            busy.extend(probe(client, url, seconds=None, until=finished))
+            elapsed = time.monotonic() - started
+        print(f"segmentation of {args.rows:,} rows x 8, k 2..8: job {state['status']} in ~{elapsed:.1f} s")
+        if state.get("error"):
+            print(f"job error: {state['error']}")
+        print(f"GET /health idle:        {summary(idle)}")
+        print(f"GET /health during job:  {summary(busy)}")
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+if __name__ == "__main__":
+    main()
