@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from application.job_executor import JobExecutor
 from application.ports import DatasetSource
-from domain.data import Dataset, DataSpec
+from domain.data import Dataset, DataSpec, require_rows
 from domain.jobs import Job
 from domain.progress import ProgressReporter
 
@@ -48,6 +48,7 @@ class SubmitAnalysis(Generic[S]):
 
     async def submit(self, data: DataSpec, spec: S, echo: Mapping[str, str | None]) -> Job:
         dataset = await self._datasets.load(data, max_rows=self._max_rows)
+        require_rows(dataset)
         self.validate(spec, dataset)
         return await self._executor.submit(
             self.job_type, run_analysis, self._analyze, dataset, spec, dict(echo)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from application.ports import ComputeRunner, DatasetSource, GbmTrainer
-from domain.data import DataSpec
+from domain.data import DataSpec, require_rows
 from domain.gbm.training import GbmTrainingOutcome, GbmTrainingSpec, plan_features
 
 
@@ -35,6 +35,7 @@ class TrainGbm:
         reservation = self._runner.reserve()
         try:
             dataset = await self._datasets.load(command.data, max_rows=self._max_rows)
+            require_rows(dataset)
             plan_features(command.spec, dataset.schema)  # name-level mistakes never reach a worker
         except BaseException:
             reservation.release()

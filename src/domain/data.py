@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
+from domain.errors import InsufficientData, field_error
+
 Scalar = str | int | float | bool | None
 
 
@@ -79,3 +81,9 @@ def describe_spec(spec: DataSpec) -> dict[str, Any]:
     if isinstance(spec, InlineColumns):
         return {"source": "columns", "columns": len(spec.columns)}
     return {"source": "rows", "rows": len(spec.rows)}
+
+
+def require_rows(dataset: Dataset) -> None:
+    """Empty data is its own mistake: say so, rather than report the first missing column."""
+    if dataset.row_count == 0:
+        raise InsufficientData("the data has no rows", [field_error("data", "no rows")])

@@ -211,8 +211,8 @@ async def _train(client: httpx.AsyncClient, body: dict[str, Any] | bytes) -> htt
 @pytest.mark.parametrize(
     ("body", "code", "field"),
     [
-        ({"data": {"rows": []}, "label": "y"}, "VALIDATION_ERROR", "label"),
-        ({"data": {"columns": {}}, "label": "y"}, "VALIDATION_ERROR", "label"),
+        ({"data": {"rows": []}, "label": "y"}, "INSUFFICIENT_DATA", "data"),
+        ({"data": {"columns": {}}, "label": "y"}, "INSUFFICIENT_DATA", "data"),
         ({"data": {"columns": {"x": [1, 2, 3]}}, "label": "y"}, "VALIDATION_ERROR", "label"),
         (
             {"data": {"columns": {"x": list(range(20)), "y": [0, 1, 2, 3] * 5}}, "label": "y"},
