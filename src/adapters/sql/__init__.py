@@ -1,0 +1,1 @@
+"""Reading request data from the platform's PostgreSQL (the `table` form of `data`)."""
