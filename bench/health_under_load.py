@@ -66,7 +66,8 @@ def probe(client: httpx.Client, url: str, seconds: float | None, until=None) -> 
 def summary(latencies: list[float]) -> str:
     ordered = sorted(latencies)
     p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-    return f"n={len(ordered):5d}  p50 {statistics.median(ordered):6.1f} ms  p99 {p99:6.1f} ms  max {ordered[-1]:6.1f} ms"
+    median = statistics.median(ordered)
+    return f"n={len(ordered):5d}  p50 {median:6.1f} ms  p99 {p99:6.1f} ms  max {ordered[-1]:6.1f} ms"
 
 
 def main() -> None:
