@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from application.analysis_task import SubmitAnalysis
@@ -19,6 +20,7 @@ from entrypoints.http import contract as c
 from entrypoints.http import mapping
 from entrypoints.http.responses import JsonResponse
 
+M = TypeVar("M", bound=BaseModel)
 CAPABILITIES = ["policy_analysis", "segmentation", "content_analysis", "gbm_training"]
 _HEALTH_CHECK_TIMEOUT_S = 2.0
 
@@ -37,11 +39,13 @@ async def require_api_key(request: Request) -> None:
         raise Unauthorized("missing or invalid X-Api-Key")
 
 
-async def _json_body(request: Request) -> bytes:
+async def _parse(request: Request, model: type[M]) -> M:
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() not in ("application/json", ""):
         raise _UnsupportedMediaType()
-    return await request.body()
+    body = await request.body()
+    # Off the event loop: validating a large body takes seconds, and /health must answer meanwhile.
+    return await asyncio.to_thread(model.model_validate_json, body)
 
 
 class _UnsupportedMediaType(ValidationFailed):
@@ -88,7 +92,7 @@ async def get_metrics(request: Request) -> Response:
 
 async def train_gbm(request: Request) -> Response:
     started = time.perf_counter()
-    body = c.TrainGbmRequest.model_validate_json(await _json_body(request))
+    body = await _parse(request, c.TrainGbmRequest)
     command = TrainGbmCommand(data=mapping.data_spec(body.data), spec=mapping.training_spec(body))
     parsed = time.perf_counter()
     outcome = await _services(request).train_gbm.execute(command)
@@ -118,21 +122,21 @@ async def _submit(
 
 
 async def analyze_segments(request: Request) -> Response:
-    body = c.SegmentsRequest.model_validate_json(await _json_body(request))
+    body = await _parse(request, c.SegmentsRequest)
     return await _submit(
         request, _services(request).segment_customers, body.data, mapping.segmentation_spec(body), body
     )
 
 
 async def analyze_policies(request: Request) -> Response:
-    body = c.PoliciesRequest.model_validate_json(await _json_body(request))
+    body = await _parse(request, c.PoliciesRequest)
     return await _submit(
         request, _services(request).analyze_policies, body.data, mapping.policy_spec(body), body
     )
 
 
 async def analyze_content(request: Request) -> Response:
-    body = c.ContentRequest.model_validate_json(await _json_body(request))
+    body = await _parse(request, c.ContentRequest)
     return await _submit(
         request, _services(request).analyze_content, body.data, mapping.content_spec(body), body
     )
