@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from domain.errors import IllegalTransition
+from domain.errors import IllegalTransition, ValidationFailed
 
 
 class JobStatus(StrEnum):
@@ -81,7 +81,11 @@ class Job:
     def completed(self, now: float, result: Mapping[str, Any]) -> Job:
         check_transition(self.status, JobStatus.COMPLETED)
         return replace(
-            self, status=JobStatus.COMPLETED, finished_at=now, progress=1.0, result=result,
+            self,
+            status=JobStatus.COMPLETED,
+            finished_at=now,
+            progress=1.0,
+            result=result,
             lease_expires_at=None,
         )
 
@@ -92,3 +96,18 @@ class Job:
     def cancelled(self, now: float) -> Job:
         check_transition(self.status, JobStatus.CANCELLED)
         return replace(self, status=JobStatus.CANCELLED, finished_at=now, lease_expires_at=None)
+
+
+def check_outcome(status: JobStatus, result: Mapping[str, Any] | None, error: JobFailure | None) -> None:
+    """Reject a finish whose arguments contradict its status (shared by every job store): caught here
+    it is a bug in the caller, not a job that silently ends without its result."""
+    if status not in FINAL_STATES:
+        raise ValidationFailed(f"finish needs a final status, not {status.value}")
+    if status is JobStatus.COMPLETED and result is None:
+        raise ValidationFailed("a completed job needs a result")
+    if status is not JobStatus.COMPLETED and result is not None:
+        raise ValidationFailed(f"a {status.value} job takes no result")
+    if status is JobStatus.FAILED and error is None:
+        raise ValidationFailed("a failed job needs an error")
+    if status is not JobStatus.FAILED and error is not None:
+        raise ValidationFailed(f"a {status.value} job takes no error")

@@ -15,9 +15,10 @@ from typing import Any
 
 import orjson
 
+from adapters.job_json import encode_result
 from application.ports import Clock, JobStore
 from domain.errors import NotFound, ValidationFailed, WorkerLost
-from domain.jobs import ACTIVE_STATES, FINAL_STATES, Job, JobFailure, JobStatus
+from domain.jobs import ACTIVE_STATES, Job, JobFailure, JobStatus, check_outcome
 
 
 class _SystemClock(Clock):
@@ -30,25 +31,6 @@ class _Entry:
     job: Job
     # None while active; finished jobs carry the time after which they are gone.
     expires_at: float | None = None
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
-def encode_result(result: Mapping[str, Any]) -> bytes:
-    """A job result as UTF-8 JSON, the form every store keeps. Numpy scalars and arrays are accepted
-    (analyzers return them); NaN and infinities become null, as JSON has no spelling for them."""
-    if not isinstance(result, Mapping):
-        raise ValidationFailed("a job result must be a JSON object")
-    try:
-        return orjson.dumps(
-            result, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-        )
-    except orjson.JSONEncodeError as exc:
-        raise ValidationFailed(f"job result is not JSON-serialisable: {exc}") from exc
 
 
 def _detached_json(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -206,18 +188,3 @@ class InMemoryJobStore(JobStore):
         if job is None:
             raise NotFound(f"job {job_id!r} not found")
         return job
-
-
-def check_outcome(status: JobStatus, result: Mapping[str, Any] | None, error: JobFailure | None) -> None:
-    """Reject a finish whose arguments contradict its status (shared by the three stores): caught here
-    it is a bug in the caller, not a job that silently ends without its result."""
-    if status not in FINAL_STATES:
-        raise ValidationFailed(f"finish needs a final status, not {status.value}")
-    if status is JobStatus.COMPLETED and result is None:
-        raise ValidationFailed("a completed job needs a result")
-    if status is not JobStatus.COMPLETED and result is not None:
-        raise ValidationFailed(f"a {status.value} job takes no result")
-    if status is JobStatus.FAILED and error is None:
-        raise ValidationFailed("a failed job needs an error")
-    if status is not JobStatus.FAILED and error is not None:
-        raise ValidationFailed(f"a {status.value} job takes no error")

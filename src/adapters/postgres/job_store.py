@@ -48,10 +48,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.schema import CreateIndex, CreateSchema, CreateTable
 
-from adapters.memory.job_store import check_outcome, encode_result
+from adapters.job_json import encode_result
 from application.ports import Clock, JobStore
 from domain.errors import DependencyUnavailable, IllegalTransition, NotFound, ValidationFailed, WorkerLost
-from domain.jobs import ACTIVE_STATES, Job, JobFailure, JobStatus
+from domain.jobs import ACTIVE_STATES, Job, JobFailure, JobStatus, check_outcome
 
 _ACTIVE = sorted(s.value for s in ACTIVE_STATES)
 _STATUSES = ", ".join(f"'{s.value}'" for s in JobStatus)

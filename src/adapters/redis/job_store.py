@@ -27,10 +27,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.maint_notifications import MaintNotificationsConfig
 
-from adapters.memory.job_store import check_outcome, encode_result
+from adapters.job_json import encode_result
 from application.ports import JobStore
 from domain.errors import DependencyUnavailable, IllegalTransition, NotFound, ValidationFailed, WorkerLost
-from domain.jobs import Job, JobFailure, JobStatus
+from domain.jobs import Job, JobFailure, JobStatus, check_outcome
 
 # The attributes scripts hand back (everything but the result, which can be megabytes).
 _FIELDS = (
