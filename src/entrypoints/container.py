@@ -120,6 +120,7 @@ async def _started_executor(
             lease_seconds=settings.job_lease_seconds,
             reaper_seconds=max(1.0, settings.job_lease_seconds / 3),
             default_timeout_seconds=settings.job_timeout_seconds,
+            timeouts={str(job_type): seconds for job_type, seconds in settings.job_timeouts.items()},
         ),
     )
     await executor.start()

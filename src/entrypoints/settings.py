@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     job_result_ttl_seconds: float = Field(86_400.0, gt=0)
     job_failure_ttl_seconds: float = Field(604_800.0, gt=0)
     job_timeout_seconds: float = Field(3_600.0, gt=0)
+    job_timeouts: dict[Literal["segmentation", "policy_analysis", "content_analysis"], float] = {}
     job_lease_seconds: float = Field(30.0, gt=1)
     train_timeout_seconds: float = Field(900.0, gt=0)
     statement_timeout_seconds: float = Field(120.0, gt=0)
@@ -67,6 +68,7 @@ environment variables:
   ML_WORKER_JOB_RESULT_TTL_SECONDS retention of completed and cancelled jobs (86400)
   ML_WORKER_JOB_FAILURE_TTL_SECONDS retention of failed jobs (604800)
   ML_WORKER_JOB_TIMEOUT_SECONDS    a job running longer fails with TIMEOUT (3600)
+  ML_WORKER_JOB_TIMEOUTS           per job type, JSON, e.g. {"segmentation": 600} (default: the above)
   ML_WORKER_JOB_LEASE_SECONDS      a job not heartbeating this long fails with WORKER_LOST (30)
   ML_WORKER_TRAIN_TIMEOUT_SECONDS  limit of one /train/gbm call (900)
   ML_WORKER_STATEMENT_TIMEOUT_SECONDS  database statement timeout (120)

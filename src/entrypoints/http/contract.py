@@ -252,15 +252,6 @@ class Job(BaseModel):
     error: Error1 | None = None
 
 
-class Echo(BaseModel):
-    schemaId: Annotated[str | None, Field(description='Echoed back in the result.')] = (
-        None
-    )
-    tenantId: Annotated[str | None, Field(description='Echoed back in the result.')] = (
-        None
-    )
-
-
 class FieldModel(RootModel[str]):
     root: Annotated[str, Field(min_length=1)]
 
