@@ -231,25 +231,213 @@ class Error1(BaseModel):
     message: str
 
 
-class Job(BaseModel):
+class Interval(BaseModel):
+    lower: float
+    upper: float
+
+
+class Candidate(BaseModel):
+    k: int
+    silhouette: float | None
+    inertia: float
+
+
+class Characteristic(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='allow',
     )
-    jobId: str
-    type: Literal['segmentation', 'policy_analysis', 'content_analysis']
-    status: Literal['queued', 'running', 'completed', 'failed', 'cancelled']
-    progress: Annotated[float, Field(ge=0.0, le=1.0)]
-    message: str | None = None
-    createdAt: AwareDatetime
-    startedAt: AwareDatetime | None = None
-    finishedAt: AwareDatetime | None = None
-    result: Annotated[
-        dict[str, Any] | None,
+    field: str
+    category: str | None = None
+    segmentValue: float
+    populationValue: float
+    difference: float
+    measure: Literal['z', 'lift']
+
+
+class DistinguishingFeature(BaseModel):
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    field: str
+    score: float
+    category: str | None = None
+
+
+class Segment(BaseModel):
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    id: Annotated[int, Field(description='-1 is the outliers segment of DBSCAN.')]
+    name: Annotated[
+        str, Field(description='A readable label, e.g. "High income, young".')
+    ]
+    size: int
+    share: float
+    centroid: Annotated[
+        dict[str, float | dict[str, float]],
         Field(
-            description='SegmentationResult, PolicyAnalysisResult or ContentAnalysisResult, by `type`.'
+            description='Numeric fields in original units; categorical fields as {category: share}.'
         ),
-    ] = None
-    error: Error1 | None = None
+    ]
+    characteristics: list[Characteristic]
+    distinguishingFeatures: list[DistinguishingFeature]
+
+
+class SegmentationResult(BaseModel):
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    algorithm: Literal['kmeans', 'dbscan']
+    k: Annotated[int, Field(description='Segments found (outliers not counted).')]
+    silhouette: float | None
+    rowCount: int
+    fieldsUsed: list[str]
+    candidates: Annotated[
+        list[Candidate],
+        Field(
+            description='One entry per k tried (empty for DBSCAN); silhouette on a seeded sample.'
+        ),
+    ]
+    segments: list[Segment]
+    imputed: Annotated[dict[str, int], Field(description='Missing values replaced')]
+    warnings: list[str]
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    maxPerDay: int
+    maxPerWeek: int
+    maxPerMonth: int
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    ruleType: Literal['frequency_cap', 'cooldown']
+    scope: Literal['global', 'channel']
+    channel: str | None
+    maxContacts: int
+    windowDays: int
+    config: Config
+
+
+class PolicyRecommendation(BaseModel):
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    type: Literal['policy']
+    title: Annotated[
+        str, Field(description='Action-phrased, e.g. "Set frequency cap to 3/week".')
+    ]
+    description: Annotated[
+        str, Field(description='Cites the sample sizes and rates behind it.')
+    ]
+    payload: Payload
+    confidence: Annotated[float, Field(ge=0.0, le=1.0)]
+    evidence: dict[str, Any]
+
+
+class FrequencyBand(BaseModel):
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    band: str
+    minContacts: int
+    maxContacts: int | None
+    customerWeeks: int
+    conversions: int
+    conversionRate: float | None
+    conversionRateCi: Interval | None
+
+
+class Channel(BaseModel):
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    channel: str
+    impressions: int
+    clicks: int
+    conversions: int
+    ctr: float | None
+    cvr: float | None
+
+
+class PolicyAnalysisResult(BaseModel):
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    summary: dict[str, Any]
+    frequencyBands: list[FrequencyBand]
+    fatiguePoint: dict[str, Any]
+    channels: list[Channel]
+    cooldown: dict[str, Any]
+    model: dict[str, Any] | None
+    recommendedWeeklyCap: int | None
+    recommendations: list[PolicyRecommendation]
+    notes: list[str] | None = None
+    warnings: list[str]
+
+
+class TopTerm(BaseModel):
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    term: str
+    importance: float
+    direction: Literal['helps', 'hurts', 'neutral']
+    support: Annotated[int, Field(description='Creatives containing the term.')]
+
+
+class ChannelSummaryItem(BaseModel):
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    channel: str
+    creatives: int
+    impressions: float
+    ctr: float | None
+    cvr: float | None
+    rpi: float | None
+
+
+class Creative(BaseModel):
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    id: str | float
+    ctr: float | None
+    cvr: float | None
+    rpi: float | None
+    percentileInChannel: float | None
+    flags: list[str]
+
+
+class Recommendation(BaseModel):
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    type: Literal['content']
+    title: str
+    description: str
+    payload: dict[str, Any]
+
+
+class ContentAnalysisResult(BaseModel):
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    topTerms: list[TopTerm]
+    channelSummary: list[ChannelSummaryItem]
+    creatives: list[Creative]
+    model: Annotated[
+        dict[str, Any], Field(description='target, held-out r2 (r2Kind), sizes.')
+    ]
+    excluded: dict[str, int]
+    recommendations: list[Recommendation]
+    warnings: list[str]
 
 
 class FieldModel(RootModel[str]):
@@ -418,6 +606,27 @@ class TrainGbmResponse(BaseModel):
     library: Library
     warnings: list[str]
     parityFixture: ParityFixture | None = None
+
+
+class Job(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    jobId: str
+    type: Literal['segmentation', 'policy_analysis', 'content_analysis']
+    status: Literal['queued', 'running', 'completed', 'failed', 'cancelled']
+    progress: Annotated[float, Field(ge=0.0, le=1.0)]
+    message: str | None = None
+    createdAt: AwareDatetime
+    startedAt: AwareDatetime | None = None
+    finishedAt: AwareDatetime | None = None
+    result: Annotated[
+        SegmentationResult | PolicyAnalysisResult | ContentAnalysisResult | None,
+        Field(
+            description="Set once completed: the result of the job's `type`; `schemaId`/`tenantId` are echoed in it."
+        ),
+    ] = None
+    error: Error1 | None = None
 
 
 class SegmentsRequest(BaseModel):

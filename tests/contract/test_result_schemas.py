@@ -1,0 +1,108 @@
+"""Every analysis result matches its schema in openapi.yaml (what the platform reads from /status)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema_rs
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+from sklearn.datasets import make_blobs
+
+from adapters.polars.dataset import PolarsDataset
+from adapters.polars.policies import PolarsPolicyAnalyzer
+from adapters.sklearn.content import SklearnContentAnalyzer
+from adapters.sklearn.segmentation import SklearnSegmenter
+from domain.content import ContentSpec
+from domain.policies import PolicySpec
+from domain.segmentation import SegmentationSpec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def validator(name: str) -> Any:
+    schemas = yaml.safe_load((ROOT / "openapi.yaml").read_text())["components"]["schemas"]
+    text = json.dumps(schemas).replace("#/components/schemas/", "#/$defs/")
+    return jsonschema_rs.Draft202012Validator({"$defs": json.loads(text), "$ref": f"#/$defs/{name}"})
+
+
+def _check(name: str, result: dict[str, Any]) -> None:
+    errors = [f"{e.instance_path}: {e.message}" for e in validator(name).iter_errors(result)]
+    assert not errors, errors[:5]
+    # The other result schemas must not accept it: the Job's `result` is a oneOf.
+    for other in {"SegmentationResult", "PolicyAnalysisResult", "ContentAnalysisResult"} - {name}:
+        assert not validator(other).is_valid(result), f"{name} result also matches {other}"
+
+
+def _nothing(fraction: float, message: str = "") -> None:
+    pass
+
+
+@pytest.mark.parametrize("algorithm", ["kmeans", "dbscan"])
+def test_segmentation_results_match_the_schema(algorithm: str) -> None:
+    x, _ = make_blobs(n_samples=600, centers=3, n_features=3, random_state=4)
+    region = np.random.default_rng(4).choice(["north", "south"], 600).tolist()
+    income = [None if i % 40 == 0 else float(v) for i, v in enumerate(x[:, 0])]
+    frame = pl.DataFrame({"income": income, "age": x[:, 1], "score": x[:, 2], "region": region})
+    spec = SegmentationSpec(fields=("income", "age", "score", "region"), algorithm=algorithm, max_clusters=5)
+    _check("SegmentationResult", SklearnSegmenter().segment(PolarsDataset(frame), spec, _nothing))
+
+
+def test_policy_results_match_the_schema() -> None:
+    rng = np.random.default_rng(2)
+    rows: dict[str, list[Any]] = {"customerId": [], "channel": [], "timestamp": [], "interactionType": []}
+    start = 1_704_067_200
+    for customer in range(400):
+        for week in range(8):
+            for _ in range(int(rng.integers(1, 9))):
+                t = start + week * 7 * 86_400 + int(rng.integers(0, 6 * 86_400))
+                channel = str(rng.choice(["email", "sms"]))
+                events = ["impression"]
+                if rng.random() < 0.2:
+                    events.append("click")
+                    if rng.random() < 0.3:
+                        events.append("conversion")
+                for offset, event in enumerate(events):
+                    rows["customerId"].append(f"c{customer}")
+                    rows["channel"].append(channel)
+                    rows["timestamp"].append(t + offset * 60)
+                    rows["interactionType"].append(event)
+    result = PolarsPolicyAnalyzer().analyze(PolarsDataset(pl.DataFrame(rows)), PolicySpec(), _nothing)
+    _check("PolicyAnalysisResult", result)
+
+
+def test_content_results_match_the_schema() -> None:
+    rng = np.random.default_rng(3)
+    words = [
+        "free",
+        "shipping",
+        "sale",
+        "urgent",
+        "final",
+        "notice",
+        "new",
+        "arrivals",
+        "20%",
+        "off",
+        "today",
+    ]
+    n = 300
+    subjects = [" ".join(rng.choice(words, 4)) for _ in range(n)]
+    impressions = rng.integers(500, 5_000, n)
+    clicks = rng.binomial(impressions, [0.05 if "free" in s else 0.02 for s in subjects])
+    frame = pl.DataFrame(
+        {
+            "id": [f"cr{i}" for i in range(n)],
+            "channel": rng.choice(["email", "push"], n).tolist(),
+            "subject": subjects,
+            "impressions": impressions,
+            "clicks": clicks,
+            "conversions": rng.binomial(clicks, 0.1),
+        }
+    )
+    result = SklearnContentAnalyzer().analyze(PolarsDataset(frame), ContentSpec(), _nothing)
+    _check("ContentAnalysisResult", result)
