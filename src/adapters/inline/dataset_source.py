@@ -30,6 +30,11 @@ def _series(name: str, values: Sequence[Scalar]) -> pl.Series:
                 "text or booleans, with null for missing",
                 [field_error(name, f"mixed types: {', '.join(kinds)}")],
             ) from None
+    if series.dtype.is_nested() or series.dtype == pl.Object:
+        raise ValidationFailed(
+            f"column '{name}' holds lists or objects; a cell is a number, text, a boolean or null",
+            [field_error(name, "nested values")],
+        )
     if series.dtype == pl.Null:
         return series.cast(pl.Float64)
     return series

@@ -8,6 +8,7 @@ import hmac
 import time
 from typing import Any, TypeVar
 
+import orjson
 from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel
 from starlette.responses import Response
@@ -43,9 +44,32 @@ async def _parse(request: Request, model: type[M]) -> M:
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() not in ("application/json", ""):
         raise _UnsupportedMediaType()
-    # Validated on the loop: a thread would not help, validation holds the interpreter lock
-    # (measured: the same /health stall during a 1M-row upload either way; README, Known limits).
-    return model.model_validate_json(await request.body())
+    body = await request.body()
+    columns, rest = _split_inline_columns(body)
+    if columns is None:
+        return model.model_validate_json(body)
+    parsed = model.model_validate(rest)
+    # The cells are typed (and refused by column name) when the data source builds its frame.
+    parsed.data = c.InlineColumns.model_construct(columns=columns)  # type: ignore[attr-defined]
+    return parsed
+
+
+def _split_inline_columns(body: bytes) -> tuple[dict[str, list[Any]] | None, Any]:
+    """The fast path for `data.columns`: validating millions of cells one by one against the
+    contract's scalar union cost 19 s of a 34 s training at 1,000,000 x 20; orjson and the strict
+    typing of polars (in the data source) do the same checks in a fraction of that. Anything that is
+    not plainly `{"columns": {name: [...]}}`, or not strict JSON, takes the generic path."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, None
+    data = document.get("data") if isinstance(document, dict) else None
+    if not isinstance(data, dict) or list(data) != ["columns"] or not isinstance(data["columns"], dict):
+        return None, None
+    columns = data["columns"]
+    if not all(isinstance(values, list) for values in columns.values()):
+        return None, None
+    return columns, {**document, "data": {"columns": {}}}
 
 
 class _UnsupportedMediaType(ValidationFailed):
@@ -53,7 +77,6 @@ class _UnsupportedMediaType(ValidationFailed):
 
     def __init__(self) -> None:
         super().__init__("the body must be application/json")
-
 
 
 async def _check(name: str, probe: Any) -> dict[str, Any]:
