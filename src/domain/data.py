@@ -23,10 +23,6 @@ class ColumnKind(StrEnum):
     TEMPORAL = "temporal"
 
 
-# The platform's own rule: these field types are numeric, everything else is categorical.
-PLATFORM_NUMERIC_TYPES = frozenset({"integer", "float", "decimal", "number", "bigint"})
-
-
 @dataclass(frozen=True)
 class InlineRows:
     rows: Sequence[Mapping[str, Scalar]]
