@@ -488,17 +488,26 @@ class FatigueResult:
             if self.reference
             else None,
             "fatiguedConversionPerContact": self.fatigued.conversion_per_contact if self.fatigued else None,
-            "relativeDrop": self.test.relative_drop if self.test else None,
-            "adjustedForChannelMix": self.test.stratified if self.test else False,
-            "z": self.test.z if self.test else None,
-            "pValue": self.test.p_value if self.test else None,
-            "alpha": self.alpha,
-            "adjustedAlpha": self.adjusted_alpha,
-            "comparisons": self.comparisons,
+            **_test_fields(self.test, self.alpha, self.adjusted_alpha, self.comparisons),
             "minRelativeDrop": MIN_RELATIVE_DROP,
             "method": FATIGUE_METHOD,
             "reason": self.reason,
         }
+
+
+def _test_fields(
+    test: DropTest | None, alpha: float, adjusted_alpha: float | None, comparisons: int
+) -> dict[str, Any]:
+    """The significance fields the fatigue and cooldown results report alike."""
+    return {
+        "relativeDrop": test.relative_drop if test else None,
+        "adjustedForChannelMix": test.stratified if test else False,
+        "z": test.z if test else None,
+        "pValue": test.p_value if test else None,
+        "alpha": alpha,
+        "adjustedAlpha": adjusted_alpha,
+        "comparisons": comparisons,
+    }
 
 
 def _relative_drop(reference_rate: float, rate: float) -> float:
@@ -750,13 +759,7 @@ class CooldownResult:
             "gaps": [b.as_dict(min_samples) for b in buckets],
             "shortGap": self.short.label if self.short else None,
             "referenceGap": self.reference.label if self.reference else None,
-            "relativeDrop": self.test.relative_drop if self.test else None,
-            "adjustedForChannelMix": self.test.stratified if self.test else False,
-            "z": self.test.z if self.test else None,
-            "pValue": self.test.p_value if self.test else None,
-            "alpha": self.alpha,
-            "adjustedAlpha": self.adjusted_alpha,
-            "comparisons": self.comparisons,
+            **_test_fields(self.test, self.alpha, self.adjusted_alpha, self.comparisons),
             "attributionDays": self.attribution_days,
             "method": COOLDOWN_METHOD.format(attribution=self.attribution_days),
             "reason": self.reason,
