@@ -116,8 +116,8 @@ def make_creatives(n: int, seed: int = 7) -> pl.DataFrame:
 
 
 def _one_run(n: int, untuned: bool) -> dict[str, object]:
-    from adapters.polars.dataset import PolarsDataset
-    from adapters.sklearn.content import ForestSettings, SklearnContentAnalyzer, thread_budget
+    from adapters.content.analyzer import ForestSettings, SklearnContentAnalyzer, thread_budget
+    from adapters.frames import PolarsDataset
     from domain.content import ContentSpec
 
     dataset = PolarsDataset(make_creatives(n))

@@ -39,8 +39,8 @@ def child(path: str) -> None:
     """One measured run: load, analyse, print a JSON line."""
     import polars as pl
 
-    from adapters.polars.dataset import PolarsDataset
-    from adapters.polars.policies import PolarsPolicyAnalyzer
+    from adapters.frames import PolarsDataset
+    from adapters.policies.analyzer import PolarsPolicyAnalyzer
     from domain.policies import PolicySpec
 
     frame = pl.read_ipc(path)

@@ -43,7 +43,7 @@ import asyncpg  # noqa: E402
 import polars as pl  # noqa: E402
 
 # Imported before any timer starts, in every child alike, so no method pays for imports.
-from adapters.sql.dataset_source import SqlDatasetSource  # noqa: E402
+from adapters.postgres.table_source import SqlDatasetSource  # noqa: E402
 from domain.data import TableRef  # noqa: E402
 
 TABLE = "ml_worker_bench_read_table"

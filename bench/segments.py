@@ -53,8 +53,8 @@ def _engine(rows: int) -> dict[str, object]:
     import polars as pl
     from sklearn.metrics import adjusted_rand_score
 
-    from adapters.polars.dataset import PolarsDataset
-    from adapters.sklearn.segmentation import fit_segments
+    from adapters.frames import PolarsDataset
+    from adapters.segmentation.segmenter import fit_segments
     from domain.segmentation import SegmentationSpec
 
     x, truth = _data(rows)

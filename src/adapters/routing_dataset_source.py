@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import polars as pl
+
+from adapters.frames import FrameDataset
 from application.ports import DatasetSource
-from domain.data import Dataset, DataSpec, FileRef, TableRef
+from domain.data import DataSpec, FileRef, TableRef
 from domain.errors import ValidationFailed, field_error
 
 
-class RoutingDatasetSource(DatasetSource):
+class RoutingDatasetSource(DatasetSource[pl.DataFrame]):
     """`files` is given only to the offline CLI's container: the service never reads its own disk,
     even if a `FileRef` were somehow built from a request."""
 
     def __init__(
-        self, inline: DatasetSource, table: DatasetSource | None, files: DatasetSource | None = None
+        self,
+        inline: DatasetSource[pl.DataFrame],
+        table: DatasetSource[pl.DataFrame] | None,
+        files: DatasetSource[pl.DataFrame] | None = None,
     ) -> None:
         self._inline = inline
         self._table = table
         self._files = files
 
-    async def load(self, spec: DataSpec, *, max_rows: int) -> Dataset:
+    async def load(self, spec: DataSpec, *, max_rows: int) -> FrameDataset:
         if isinstance(spec, TableRef):
             if self._table is None:
                 raise ValidationFailed(

@@ -1,55 +1,50 @@
 """What the three analysis use cases share: load and check the data at submission (so a bad
-request is refused before any job exists), then queue the analysis as a job whose result echoes
+request is refused before any job exists), then queue the analysis as a job whose result carries
 the caller's identifiers."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
-from application.job_executor import JobExecutor
-from application.ports import DatasetSource
+from application.ports import DatasetSource, JobScheduler
 from domain.data import Dataset, DataSpec, require_rows
-from domain.jobs import Job
+from domain.jobs import EchoedResult, Job, RequestEcho
 from domain.progress import ProgressReporter
 
 S = TypeVar("S")
-Analysis = Callable[[Dataset, S, ProgressReporter], dict[str, Any]]
+Analysis = Callable[[Dataset[Any], S, ProgressReporter], object]
 
 
 def run_analysis(
     analyze: Analysis[Any],
-    dataset: Dataset,
+    dataset: Dataset[Any],
     spec: Any,
-    echo: Mapping[str, str | None],
+    echo: RequestEcho,
     *,
     progress: ProgressReporter,
-) -> dict[str, Any]:
+) -> EchoedResult[object]:
     """Runs in a compute worker: `analyze` is a picklable adapter's bound method."""
-    result = analyze(dataset, spec, progress)
-    result.update({key: value for key, value in echo.items() if value is not None})
-    return result
+    return EchoedResult(analyze(dataset, spec, progress), echo)
 
 
 class SubmitAnalysis(Generic[S]):
     job_type: ClassVar[str]
 
     def __init__(
-        self, datasets: DatasetSource, executor: JobExecutor, analyze: Analysis[S], max_rows: int
+        self, datasets: DatasetSource[Any], jobs: JobScheduler, analyze: Analysis[S], max_rows: int
     ) -> None:
         self._datasets = datasets
-        self._executor = executor
+        self._jobs = jobs
         self._analyze = analyze
         self._max_rows = max_rows
 
-    def validate(self, spec: S, dataset: Dataset) -> None:
+    def validate(self, spec: S, dataset: Dataset[Any]) -> None:
         """Raise ValidationFailed or InsufficientData for what the request and schema already show."""
         raise NotImplementedError
 
-    async def submit(self, data: DataSpec, spec: S, echo: Mapping[str, str | None]) -> Job:
+    async def submit(self, data: DataSpec, spec: S, echo: RequestEcho) -> Job:
         dataset = await self._datasets.load(data, max_rows=self._max_rows)
         require_rows(dataset)
         self.validate(spec, dataset)
-        return await self._executor.submit(
-            self.job_type, run_analysis, self._analyze, dataset, spec, dict(echo)
-        )
+        return await self._jobs.submit(self.job_type, run_analysis, self._analyze, dataset, spec, echo)

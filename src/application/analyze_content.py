@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+from typing import Any
+
 from application.analysis_task import SubmitAnalysis
-from application.job_executor import JobExecutor
-from application.ports import ContentAnalyzer, DatasetSource
+from application.ports import ContentAnalyzer, DatasetSource, JobScheduler
 from domain.content import ContentSpec, validate_content_spec
 from domain.data import Dataset
 
@@ -11,9 +12,9 @@ class AnalyzeContent(SubmitAnalysis[ContentSpec]):
     job_type = "content_analysis"
 
     def __init__(
-        self, datasets: DatasetSource, executor: JobExecutor, analyzer: ContentAnalyzer, max_rows: int
+        self, datasets: DatasetSource[Any], jobs: JobScheduler, analyzer: ContentAnalyzer[Any], max_rows: int
     ) -> None:
-        super().__init__(datasets, executor, analyzer.analyze, max_rows)
+        super().__init__(datasets, jobs, analyzer.analyze, max_rows)
 
-    def validate(self, spec: ContentSpec, dataset: Dataset) -> None:
+    def validate(self, spec: ContentSpec, dataset: Dataset[Any]) -> None:
         validate_content_spec(spec, dataset.schema)

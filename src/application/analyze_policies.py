@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+from typing import Any
+
 from application.analysis_task import SubmitAnalysis
-from application.job_executor import JobExecutor
-from application.ports import DatasetSource, PolicyAnalyzer
+from application.ports import DatasetSource, JobScheduler, PolicyAnalyzer
 from domain.data import Dataset
 from domain.policies import PolicySpec, validate_policy_spec
 
@@ -11,9 +12,9 @@ class AnalyzePolicies(SubmitAnalysis[PolicySpec]):
     job_type = "policy_analysis"
 
     def __init__(
-        self, datasets: DatasetSource, executor: JobExecutor, analyzer: PolicyAnalyzer, max_rows: int
+        self, datasets: DatasetSource[Any], jobs: JobScheduler, analyzer: PolicyAnalyzer[Any], max_rows: int
     ) -> None:
-        super().__init__(datasets, executor, analyzer.analyze, max_rows)
+        super().__init__(datasets, jobs, analyzer.analyze, max_rows)
 
-    def validate(self, spec: PolicySpec, dataset: Dataset) -> None:
+    def validate(self, spec: PolicySpec, dataset: Dataset[Any]) -> None:
         validate_policy_spec(spec, dataset.schema)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-from application.job_executor import JobExecutor
-from application.ports import Clock, JobStore
+from application.ports import Clock, JobScheduler, JobStore
 from domain.errors import IllegalTransition, NotFound
 from domain.jobs import Job, JobStatus
 
@@ -9,9 +8,9 @@ from domain.jobs import Job, JobStatus
 class CancelJob:
     """Idempotent: cancelling a finished job returns it unchanged."""
 
-    def __init__(self, store: JobStore, executor: JobExecutor, clock: Clock) -> None:
+    def __init__(self, store: JobStore, jobs: JobScheduler, clock: Clock) -> None:
         self._store = store
-        self._executor = executor
+        self._jobs = jobs
         self._clock = clock
 
     async def execute(self, job_id: str) -> Job:
@@ -26,5 +25,5 @@ class CancelJob:
             raise NotFound(
                 f"no job with id '{job_id}' (unknown, or expired after its retention time)"
             ) from None
-        self._executor.cancel_local(job_id)
+        self._jobs.cancel_local(job_id)
         return job

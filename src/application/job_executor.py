@@ -17,14 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from application.ports import Clock, ComputeRunner, JobStore, Reservation
-from domain.errors import (
-    DependencyUnavailable,
-    IllegalTransition,
-    NotFound,
-    TaskCancelled,
-    WorkerError,
-)
+from application.errors import DependencyUnavailable, TaskCancelled
+from application.ports import Clock, ComputeRunner, JobScheduler, JobStore, Reservation, ResultPresenter
+from domain.errors import IllegalTransition, NotFound, WorkerError
 from domain.jobs import Job, JobFailure, JobStatus
 
 log = logging.getLogger(__name__)
@@ -55,9 +50,17 @@ class _LocalJob:
     task: asyncio.Task[None] | None = None
 
 
-class JobExecutor:
-    def __init__(self, store: JobStore, runner: ComputeRunner, clock: Clock, settings: JobSettings) -> None:
+class JobExecutor(JobScheduler):
+    def __init__(
+        self,
+        store: JobStore,
+        runner: ComputeRunner,
+        clock: Clock,
+        settings: JobSettings,
+        presenter: ResultPresenter,
+    ) -> None:
         self._store = store
+        self._presenter = presenter
         self._runner = runner
         self._clock = clock
         self._settings = settings
@@ -90,7 +93,7 @@ class JobExecutor:
                 )
         self._local.clear()
 
-    async def submit(self, job_type: str, task: Callable[..., Mapping[str, Any]], *args: Any) -> Job:
+    async def submit(self, job_type: str, task: Callable[..., object], *args: Any) -> Job:
         """Queue `task(*args, progress=...)` as a job; Busy when the compute queue is full."""
         reservation = self._runner.reserve()
         now = self._clock.now()
@@ -123,7 +126,7 @@ class JobExecutor:
         entry: _LocalJob,
         job: Job,
         reservation: Reservation,
-        task: Callable[..., Mapping[str, Any]],
+        task: Callable[..., object],
         args: tuple[Any, ...],
     ) -> None:
         async def mark_running() -> None:
@@ -145,11 +148,12 @@ class JobExecutor:
                 cancel_event=entry.cancel,
                 on_start=mark_running,
             )
-            await self._finish(job.id, JobStatus.COMPLETED, result=result)
+            await self._finish(job.id, JobStatus.COMPLETED, result=self._presenter.present(result))
         except (TaskCancelled, IllegalTransition, NotFound):
             pass  # cancelled (or removed) elsewhere: the store already holds the final state
         except WorkerError as error:
-            await self._finish(job.id, JobStatus.FAILED, error=JobFailure(error.code, error.message))
+            failure = self._presenter.present_failure(job.type, JobFailure(error.code, error.message))
+            await self._finish(job.id, JobStatus.FAILED, error=failure)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -15,12 +15,17 @@ from domain.progress import ProgressReporter
 from domain.segmentation import SegmentationSpec
 
 R = TypeVar("R")
+# The frame type a data source produces and the computations read. The ports name it as a type
+# parameter (the domain knows no data library); the container pairs a source with computations of
+# the same frame type, so an adapter receives the frame it declares, never a downcast.
+F_out = TypeVar("F_out", covariant=True)
+F_in = TypeVar("F_in", contravariant=True)
 
 
-class DatasetSource(Protocol):
+class DatasetSource(Protocol[F_out]):
     """Loads the data a request points at (inline rows or columns, or a database table)."""
 
-    async def load(self, spec: DataSpec, *, max_rows: int) -> Dataset:
+    async def load(self, spec: DataSpec, *, max_rows: int) -> Dataset[F_out]:
         """Return the dataset; raise ValidationFailed for unknown tables/columns or bad values,
         PayloadTooLarge past `max_rows`, DependencyUnavailable when the database is down."""
         ...
@@ -70,6 +75,30 @@ class ComputeRunner(Protocol):
 
     def capacity(self) -> Mapping[str, int]:
         """`workers`, `threadsPerTask`, `busy`, `queued`, `queueLimit`: for /health and metrics."""
+        ...
+
+
+class JobScheduler(Protocol):
+    """Runs submitted work as jobs: recorded in the job store at once, run in the background, their
+    progress, result and final state kept there for any replica to answer."""
+
+    async def submit(self, job_type: str, task: Callable[..., object], *args: Any) -> Job:
+        """Queue `task(*args, progress=...)` as a job of `job_type`; Busy when there is no room."""
+        ...
+
+    def cancel_local(self, job_id: str) -> None:
+        """Stop the job now if this replica runs it (others see the cancel at their heartbeat)."""
+        ...
+
+
+class ResultPresenter(Protocol):
+    """Writes a job's typed result as the JSON document the job store keeps and /status returns. The
+    job store holds wire JSON so that any replica serves any result without knowing its type."""
+
+    def present(self, result: object) -> Mapping[str, Any]: ...
+
+    def present_failure(self, job_type: str, failure: JobFailure) -> JobFailure:
+        """The failure as the caller reads it (spec fields its message names, in wire names)."""
         ...
 
 
@@ -145,29 +174,35 @@ class JobStore(Protocol):
         ...
 
 
-class Segmenter(Protocol):
+class Segmenter(Protocol[F_in]):
     """Segments customers (K-Means or DBSCAN). Runs inside a compute worker: synchronous."""
 
-    def segment(self, dataset: Dataset, spec: SegmentationSpec, progress: ProgressReporter) -> dict[str, Any]:
+    def segment(
+        self, dataset: Dataset[F_in], spec: SegmentationSpec, progress: ProgressReporter
+    ) -> dict[str, Any]:
         """The JSON-able result of the SegmentationResult schema in openapi.yaml."""
         ...
 
 
-class PolicyAnalyzer(Protocol):
-    def analyze(self, dataset: Dataset, spec: PolicySpec, progress: ProgressReporter) -> dict[str, Any]:
+class PolicyAnalyzer(Protocol[F_in]):
+    def analyze(
+        self, dataset: Dataset[F_in], spec: PolicySpec, progress: ProgressReporter
+    ) -> dict[str, Any]:
         """The JSON-able result of the PolicyAnalysisResult schema in openapi.yaml."""
         ...
 
 
-class ContentAnalyzer(Protocol):
-    def analyze(self, dataset: Dataset, spec: ContentSpec, progress: ProgressReporter) -> dict[str, Any]:
+class ContentAnalyzer(Protocol[F_in]):
+    def analyze(
+        self, dataset: Dataset[F_in], spec: ContentSpec, progress: ProgressReporter
+    ) -> dict[str, Any]:
         """The JSON-able result of the ContentAnalysisResult schema in openapi.yaml."""
         ...
 
 
-class GbmTrainer(Protocol):
+class GbmTrainer(Protocol[F_in]):
     def train(
-        self, dataset: Dataset, spec: GbmTrainingSpec, progress: ProgressReporter
+        self, dataset: Dataset[F_in], spec: GbmTrainingSpec, progress: ProgressReporter
     ) -> GbmTrainingOutcome:
         """Train, evaluate on the validation rows and dump the model contract."""
         ...

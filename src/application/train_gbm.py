@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from application.ports import ComputeRunner, DatasetSource, GbmTrainer
 from domain.data import DataSpec, require_rows
@@ -18,9 +19,9 @@ class TrainGbm:
 
     def __init__(
         self,
-        datasets: DatasetSource,
+        datasets: DatasetSource[Any],
         runner: ComputeRunner,
-        trainer: GbmTrainer,
+        trainer: GbmTrainer[Any],
         max_rows: int,
         timeout_seconds: float,
     ) -> None:

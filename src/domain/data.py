@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from domain.errors import InsufficientData, field_error
 
@@ -58,8 +58,15 @@ class FileRef:
 DataSpec = InlineRows | InlineColumns | TableRef | FileRef
 
 
-class Dataset(Protocol):
-    """A loaded table. Adapters wrap the real frame; use cases read only the schema."""
+Frame = TypeVar("Frame", covariant=True)
+
+
+class Dataset(Protocol[Frame]):
+    """A loaded table. `frame` is the data in the form its source and its computations agree on
+    (the container pairs them); use cases treat it as opaque and read only the schema."""
+
+    @property
+    def frame(self) -> Frame: ...
 
     @property
     def row_count(self) -> int: ...
@@ -79,7 +86,7 @@ def describe_spec(spec: DataSpec) -> dict[str, Any]:
     return {"source": "rows", "rows": len(spec.rows)}
 
 
-def require_rows(dataset: Dataset) -> None:
+def require_rows(dataset: Dataset[Any]) -> None:
     """Empty data is its own mistake: say so, rather than report the first missing column."""
     if dataset.row_count == 0:
         raise InsufficientData("the data has no rows", [field_error("data", "no rows")])

@@ -5,9 +5,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from domain.errors import IllegalTransition, ValidationFailed
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class RequestEcho:
+    """The caller's own identifiers, handed back with the result untouched."""
+
+    schema_id: str | None = None
+    tenant_id: str | None = None
+
+
+@dataclass(frozen=True)
+class EchoedResult(Generic[R]):
+    """An analysis result and the identifiers of the request it answers."""
+
+    result: R
+    echo: RequestEcho
 
 
 class JobStatus(StrEnum):

@@ -185,7 +185,7 @@ class Command:
 def _build_request(command: Command, args: argparse.Namespace) -> BaseModel:
     from pydantic import ValidationError
 
-    from entrypoints.http import contract as c
+    from entrypoints import contract as c
 
     # Only the options given: everything else keeps the API's default. The data is a placeholder;
     # the file replaces it once the request is valid.
@@ -219,9 +219,10 @@ def _invalid_options(command: Command, error: ValidationError) -> ValidationFail
 
 
 async def _poll_job(services: Services, use_case: Any, data: FileRef, spec: Any, progress: Progress) -> Any:
-    from domain.errors import TaskCancelled, error_from_code
+    from application.errors import TaskCancelled, error_from_code
+    from domain.jobs import RequestEcho
 
-    job = await use_case.submit(data, spec, {})
+    job = await use_case.submit(data, spec, RequestEcho())
     while not job.status.is_final:
         progress.update(job.progress, job.message)
         await asyncio.sleep(_POLL_SECONDS)
@@ -252,7 +253,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 async def _run_train_gbm(services: Services, data: FileRef, body: Any, progress: Progress) -> Output:
     from application.train_gbm import TrainGbmCommand
-    from entrypoints.http import mapping
+    from entrypoints.presenters import commands as mapping
 
     started = time.perf_counter()
     command = TrainGbmCommand(data=data, spec=mapping.training_spec(body))
@@ -279,7 +280,7 @@ async def _run_train_gbm(services: Services, data: FileRef, body: Any, progress:
 
 
 async def _run_segment(services: Services, data: FileRef, body: Any, progress: Progress) -> Output:
-    from entrypoints.http import mapping
+    from entrypoints.presenters import commands as mapping
 
     spec = mapping.segmentation_spec(body)
     result = await _poll_job(services, services.segment_customers, data, spec, progress)
@@ -294,7 +295,7 @@ async def _run_segment(services: Services, data: FileRef, body: Any, progress: P
 
 
 async def _run_policies(services: Services, data: FileRef, body: Any, progress: Progress) -> Output:
-    from entrypoints.http import mapping
+    from entrypoints.presenters import commands as mapping
 
     result = await _poll_job(services, services.analyze_policies, data, mapping.policy_spec(body), progress)
     cap = result.get("recommendedWeeklyCap")
@@ -313,7 +314,7 @@ _DIRECTION_MARK = {"helps": "+", "hurts": "-"}
 
 
 async def _run_content(services: Services, data: FileRef, body: Any, progress: Progress) -> Output:
-    from entrypoints.http import mapping
+    from entrypoints.presenters import commands as mapping
 
     result = await _poll_job(services, services.analyze_content, data, mapping.content_spec(body), progress)
     terms = result.get("topTerms", [])

@@ -12,17 +12,17 @@ from dependency_injector import containers, providers
 from adapters.compute.cpu_budget import PoolShape, cpu_budget, pool_shape
 from adapters.compute.inline_runner import InlineRunner
 from adapters.compute.process_pool import ProcessPoolRunner
+from adapters.content.analyzer import SklearnContentAnalyzer
 from adapters.files.dataset_source import FileDatasetSource
+from adapters.gbm.trainer import LightGbmTrainer
 from adapters.inline.dataset_source import InlineDatasetSource
-from adapters.lightgbm.trainer import LightGbmTrainer
 from adapters.memory.job_store import InMemoryJobStore
-from adapters.polars.policies import PolarsPolicyAnalyzer
+from adapters.policies.analyzer import PolarsPolicyAnalyzer
 from adapters.postgres.job_store import PostgresJobStore
+from adapters.postgres.table_source import SqlDatasetSource
 from adapters.redis.job_store import RedisJobStore
 from adapters.routing_dataset_source import RoutingDatasetSource
-from adapters.sklearn.content import SklearnContentAnalyzer
-from adapters.sklearn.segmentation import SklearnSegmenter
-from adapters.sql.dataset_source import SqlDatasetSource
+from adapters.segmentation.segmenter import SklearnSegmenter
 from adapters.system_clock import SystemClock
 from application.analyze_content import AnalyzeContent
 from application.analyze_policies import AnalyzePolicies
@@ -33,14 +33,15 @@ from application.ports import ComputeRunner, DatasetSource, JobStore
 from application.segment_customers import SegmentCustomers
 from application.train_gbm import TrainGbm
 from domain.errors import ValidationFailed
+from entrypoints.presenters.jobs import JobResultPresenter
 from entrypoints.settings import Settings
 
 # What the compute tasks run: imported by each worker process as it starts, not by the first task.
 COMPUTE_MODULES = (
-    "adapters.lightgbm.trainer",
-    "adapters.sklearn.segmentation",
-    "adapters.polars.policies",
-    "adapters.sklearn.content",
+    "adapters.gbm.trainer",
+    "adapters.segmentation.segmenter",
+    "adapters.policies.analyzer",
+    "adapters.content.analyzer",
 )
 
 
@@ -91,7 +92,7 @@ async def _started_job_store(store: JobStore) -> AsyncIterator[JobStore]:
         await store.close()
 
 
-async def _started_datasets(settings: Settings, read_files: bool) -> AsyncIterator[DatasetSource]:
+async def _started_datasets(settings: Settings, read_files: bool) -> AsyncIterator[DatasetSource[Any]]:
     table = (
         SqlDatasetSource(
             settings.database_url,
@@ -110,7 +111,11 @@ async def _started_datasets(settings: Settings, read_files: bool) -> AsyncIterat
 
 
 async def _started_executor(
-    store: JobStore, runner: ComputeRunner, clock: SystemClock, settings: Settings
+    store: JobStore,
+    runner: ComputeRunner,
+    clock: SystemClock,
+    settings: Settings,
+    presenter: JobResultPresenter,
 ) -> AsyncIterator[JobExecutor]:
     executor = JobExecutor(
         store,
@@ -122,6 +127,7 @@ async def _started_executor(
             default_timeout_seconds=settings.job_timeout_seconds,
             timeouts={str(job_type): seconds for job_type, seconds in settings.job_timeouts.items()},
         ),
+        presenter,
     )
     await executor.start()
     try:
@@ -140,7 +146,8 @@ class Container(containers.DeclarativeContainer):
     # Only the offline CLI reads files (offline_container); the service never reads its own disk.
     read_files = providers.Object(False)
     datasets = providers.Resource(_started_datasets, settings, read_files)
-    executor = providers.Resource(_started_executor, job_store, runner, clock, settings)
+    result_presenter = providers.Singleton(JobResultPresenter)
+    executor = providers.Resource(_started_executor, job_store, runner, clock, settings, result_presenter)
 
     trainer = providers.Singleton(LightGbmTrainer, num_threads=shape.provided.threads_per_task)
     segmenter = providers.Singleton(SklearnSegmenter)
@@ -165,7 +172,7 @@ class Services:
     settings: Settings
     runner: ComputeRunner
     job_store: JobStore
-    datasets: DatasetSource
+    datasets: DatasetSource[Any]
     train_gbm: TrainGbm
     segment_customers: SegmentCustomers
     analyze_policies: AnalyzePolicies

@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from adapters.lightgbm.trainer import LightGbmTrainer
-from adapters.polars.dataset import PolarsDataset
+from adapters.frames import PolarsDataset
+from adapters.gbm.trainer import LightGbmTrainer
 from domain.gbm.scorer import load_model
 from domain.gbm.training import CategoricalEncoding, GbmTrainingSpec, lightgbm_params
 

@@ -13,10 +13,10 @@ import pytest
 import yaml
 from sklearn.datasets import make_blobs
 
-from adapters.polars.dataset import PolarsDataset
-from adapters.polars.policies import PolarsPolicyAnalyzer
-from adapters.sklearn.content import SklearnContentAnalyzer
-from adapters.sklearn.segmentation import SklearnSegmenter
+from adapters.content.analyzer import SklearnContentAnalyzer
+from adapters.frames import PolarsDataset
+from adapters.policies.analyzer import PolarsPolicyAnalyzer
+from adapters.segmentation.segmenter import SklearnSegmenter
 from domain.content import ContentSpec
 from domain.policies import PolicySpec
 from domain.segmentation import SegmentationSpec

@@ -24,10 +24,11 @@ import pytest
 from sqlalchemy.engine import make_url
 from tcp_proxy import TcpProxy
 
-from adapters.polars.dataset import PolarsDataset
-from adapters.sql.dataset_source import SqlDatasetSource, asyncpg_engine_target, schema_from_url
+from adapters.frames import PolarsDataset
+from adapters.postgres.table_source import SqlDatasetSource, asyncpg_engine_target, schema_from_url
+from application.errors import DependencyUnavailable, PayloadTooLarge
 from domain.data import ColumnKind, InlineRows, TableRef
-from domain.errors import DependencyUnavailable, PayloadTooLarge, ValidationFailed
+from domain.errors import ValidationFailed
 
 pytestmark = pytest.mark.integration
 

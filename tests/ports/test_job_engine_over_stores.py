@@ -14,6 +14,7 @@ import pytest
 from adapters.compute.process_pool import ProcessPoolRunner
 from application.job_executor import JobExecutor, JobSettings
 from domain.jobs import Job, JobStatus
+from entrypoints.presenters.jobs import JobResultPresenter
 
 from .engine_tasks import pid_then_sleep
 from .job_store_harness import StoreHarness
@@ -35,7 +36,9 @@ async def test_a_killed_compute_process_fails_its_job_with_worker_lost(
     store = await harness.make()
     runner = ProcessPoolRunner(workers=1, threads_per_task=1, queue_limit=2)
     await runner.start()
-    executor = JobExecutor(store, runner, harness.clock, JobSettings(heartbeat_seconds=0.1))
+    executor = JobExecutor(
+        store, runner, harness.clock, JobSettings(heartbeat_seconds=0.1), JobResultPresenter()
+    )
     await executor.start()
     try:
         pid_file = tmp_path / "pid"
@@ -69,7 +72,9 @@ async def test_a_job_of_a_dead_replica_is_failed_by_another_replica(
     # The other replica: its own store instance (shared data for Redis and PostgreSQL).
     store = await harness.make() if harness.shared_between_instances else dead_store
     runner = ProcessPoolRunner(workers=1, threads_per_task=1, queue_limit=2)
-    executor = JobExecutor(store, runner, harness.clock, JobSettings(reaper_seconds=0.05, lease_seconds=30))
+    executor = JobExecutor(
+        store, runner, harness.clock, JobSettings(reaper_seconds=0.05, lease_seconds=30), JobResultPresenter()
+    )
     await executor.start()
     try:
         await asyncio.sleep(0.3)
@@ -91,7 +96,9 @@ async def test_cancel_reaches_the_job_through_the_store(
     store = await harness.make()
     runner = ProcessPoolRunner(workers=1, threads_per_task=1, queue_limit=4)
     await runner.start()
-    executor = JobExecutor(store, runner, harness.clock, JobSettings(heartbeat_seconds=0.1))
+    executor = JobExecutor(
+        store, runner, harness.clock, JobSettings(heartbeat_seconds=0.1), JobResultPresenter()
+    )
     await executor.start()
     try:
         blocker = await executor.submit("segmentation", pid_then_sleep, str(tmp_path / "a"), 30.0)

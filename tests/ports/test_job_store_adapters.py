@@ -13,8 +13,9 @@ import redis.asyncio as aioredis
 
 from adapters.postgres.job_store import PostgresJobStore
 from adapters.redis.job_store import RedisJobStore
+from application.errors import DependencyUnavailable
 from application.ports import JobStore
-from domain.errors import DependencyUnavailable, ValidationFailed
+from domain.errors import ValidationFailed
 from domain.jobs import Job, JobFailure, JobStatus
 
 NOW = 1_700_000_000.5

@@ -11,9 +11,8 @@ import polars as pl
 import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 
-from adapters.polars.dataset import PolarsDataset
-from adapters.sklearn import content as content_adapter
-from adapters.sklearn.content import (
+from adapters.content import analyzer as content_adapter
+from adapters.content.analyzer import (
     ForestSettings,
     SklearnContentAnalyzer,
     _lift,
@@ -22,6 +21,7 @@ from adapters.sklearn.content import (
     term_counts,
     thread_budget,
 )
+from adapters.frames import PolarsDataset
 from domain.content import PLACEHOLDER_TOKEN, ContentSpec, creative_terms
 from domain.errors import InsufficientData, ValidationFailed
 
@@ -472,12 +472,3 @@ def test_thread_budget_reads_omp_num_threads(monkeypatch: pytest.MonkeyPatch) ->
     assert thread_budget() == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "0")
     assert thread_budget() == 1
-
-
-def test_only_polars_datasets_are_accepted() -> None:
-    class Other:
-        row_count = 0
-        schema: dict[str, Any] = {}
-
-    with pytest.raises(TypeError):
-        SklearnContentAnalyzer().analyze(Other(), ContentSpec(), Recorder())  # type: ignore[arg-type]

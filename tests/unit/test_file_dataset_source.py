@@ -10,11 +10,12 @@ import polars as pl
 import pytest
 
 from adapters.files.dataset_source import CSV_INFER_ROWS, FileDatasetSource
+from adapters.frames import PolarsDataset
 from adapters.inline.dataset_source import InlineDatasetSource
-from adapters.polars.dataset import PolarsDataset
 from adapters.routing_dataset_source import RoutingDatasetSource
+from application.errors import PayloadTooLarge
 from domain.data import ColumnKind, FileRef, InlineColumns
-from domain.errors import PayloadTooLarge, ValidationFailed
+from domain.errors import ValidationFailed
 from entrypoints.container import Container, offline_container
 from entrypoints.settings import Settings
 

@@ -17,16 +17,13 @@ from adapters.compute import cpu_budget as budget_module
 from adapters.compute.cpu_budget import PoolShape, cpu_budget, pool_shape
 from adapters.compute.inline_runner import InlineRunner
 from adapters.compute.process_pool import ProcessPoolRunner
+from application.errors import Busy, TaskCancelled, TaskTimedOut, WorkerLost
 from domain.errors import (
-    Busy,
     InsufficientData,
     InternalFailure,
     NotFound,
-    TaskCancelled,
-    TaskTimedOut,
     ValidationFailed,
     WorkerError,
-    WorkerLost,
     field_error,
 )
 

@@ -8,12 +8,13 @@ from collections.abc import Mapping
 import polars as pl
 import pytest
 
+from adapters.frames import PolarsDataset
 from adapters.inline.dataset_source import MAX_COLUMNS, InlineDatasetSource
-from adapters.polars.dataset import PolarsDataset
 from adapters.routing_dataset_source import RoutingDatasetSource
+from application.errors import PayloadTooLarge
 from application.ports import DatasetSource
 from domain.data import ColumnKind, Dataset, DataSpec, InlineColumns, InlineRows, TableRef, describe_spec
-from domain.errors import PayloadTooLarge, ValidationFailed
+from domain.errors import ValidationFailed
 
 pytestmark = pytest.mark.timeout(60)
 

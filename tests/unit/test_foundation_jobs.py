@@ -21,16 +21,18 @@ from adapters.system_clock import SystemClock
 from application.analyze_content import AnalyzeContent
 from application.analyze_policies import AnalyzePolicies
 from application.cancel_job import CancelJob
+from application.errors import Busy
 from application.get_job import GetJob
 from application.job_executor import JobExecutor, JobSettings
 from application.ports import ComputeRunner
 from application.segment_customers import SegmentCustomers
 from domain.content import ContentSpec
 from domain.data import InlineColumns
-from domain.errors import Busy, InsufficientData, NotFound, ValidationFailed
-from domain.jobs import Job, JobStatus
+from domain.errors import InsufficientData, NotFound, ValidationFailed
+from domain.jobs import Job, JobStatus, RequestEcho
 from domain.policies import PolicySpec
 from domain.segmentation import SegmentationSpec
+from entrypoints.presenters.jobs import JobResultPresenter
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -79,7 +81,7 @@ class Engine:
 async def _engine(runner: ComputeRunner, settings: JobSettings = FAST) -> Engine:
     store = CountingStore()
     clock = SystemClock()
-    executor = JobExecutor(store, runner, clock, settings)
+    executor = JobExecutor(store, runner, clock, settings, JobResultPresenter())
     await executor.start()
     return Engine(store, runner, executor, GetJob(store), CancelJob(store, executor, clock))
 
@@ -298,7 +300,7 @@ async def test_the_reaper_fails_jobs_of_a_dead_replica_with_worker_lost() -> Non
             lease_expires_at=now + 3600,
         )
     )
-    executor = JobExecutor(store, InlineRunner(), SystemClock(), FAST)
+    executor = JobExecutor(store, InlineRunner(), SystemClock(), FAST, JobResultPresenter())
     await executor.start()
     try:
         deadline = time.monotonic() + 5
@@ -384,7 +386,7 @@ def _segment(engine: Engine) -> SegmentCustomers:
 async def test_segment_customers_queues_a_job_whose_result_echoes_the_ids(inline: Engine) -> None:
     data = InlineColumns({"a": [float(i) for i in range(30)], "b": [float(i % 7) for i in range(30)]})
     job = await _segment(inline).submit(
-        data, SegmentationSpec(min_clusters=3, max_clusters=5), {"schemaId": "s1", "tenantId": None}
+        data, SegmentationSpec(min_clusters=3, max_clusters=5), RequestEcho(schema_id="s1")
     )
     assert job.type == "segmentation" and job.status is JobStatus.QUEUED
     done = await inline.final(job.id)

@@ -12,9 +12,9 @@ import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from adapters.lightgbm.encoding import encode_features, label_vector
-from adapters.lightgbm.trainer import LightGbmTrainer
-from adapters.polars.dataset import PolarsDataset
+from adapters.frames import PolarsDataset
+from adapters.gbm.encoding import encode_features, label_vector
+from adapters.gbm.trainer import LightGbmTrainer
 from domain.data import ColumnKind
 from domain.errors import InsufficientData, ValidationFailed
 from domain.gbm.scorer import load_model

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 from policy_sim import DEFAULT_CHANNELS, SimConfig, simulate
 
-from adapters.polars.dataset import PolarsDataset
-from adapters.polars.policies import PolarsPolicyAnalyzer
+from adapters.frames import PolarsDataset
+from adapters.policies.analyzer import PolarsPolicyAnalyzer
 from domain.errors import InsufficientData, ValidationFailed
 from domain.policies import ContactCaps, PolicySpec, band_index
 

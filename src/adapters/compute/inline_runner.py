@@ -7,8 +7,8 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+from application.errors import Busy, TaskCancelled, TaskTimedOut
 from application.ports import ComputeRunner, Reservation
-from domain.errors import Busy, TaskCancelled, TaskTimedOut
 
 R = TypeVar("R")
 

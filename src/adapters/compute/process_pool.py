@@ -24,8 +24,9 @@ from typing import Any, TypeVar
 import structlog
 
 from adapters.compute.worker_main import worker_loop
+from application.errors import Busy, TaskCancelled, TaskTimedOut, WorkerLost, error_from_code
 from application.ports import ComputeRunner, Reservation
-from domain.errors import Busy, InternalFailure, TaskCancelled, TaskTimedOut, WorkerLost, error_from_code
+from domain.errors import InternalFailure
 
 R = TypeVar("R")
 log = structlog.get_logger(__name__)

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import polars as pl
 
-from adapters.polars.dataset import PolarsDataset
+from adapters.frames import FrameDataset, PolarsDataset
+from application.errors import PayloadTooLarge
 from application.ports import DatasetSource
-from domain.data import Dataset, DataSpec, FileFormat, FileRef
-from domain.errors import PayloadTooLarge, ValidationFailed, field_error
+from domain.data import DataSpec, FileFormat, FileRef
+from domain.errors import ValidationFailed, field_error
 
 EXTENSIONS: dict[str, FileFormat] = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 # Rows polars looks at to choose a CSV column's type; a later value that does not fit (3.5 after
@@ -104,8 +105,8 @@ def read_file(spec: FileRef, max_rows: int) -> pl.DataFrame:
     return _normalised(path, frame)
 
 
-class FileDatasetSource(DatasetSource):
-    async def load(self, spec: DataSpec, *, max_rows: int) -> Dataset:
+class FileDatasetSource(DatasetSource[pl.DataFrame]):
+    async def load(self, spec: DataSpec, *, max_rows: int) -> FrameDataset:
         if not isinstance(spec, FileRef):
             raise ValidationFailed("this source reads files only", [field_error("data", "not a file")])
         return PolarsDataset(await asyncio.to_thread(read_file, spec, max_rows))

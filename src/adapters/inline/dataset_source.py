@@ -8,10 +8,11 @@ from collections.abc import Mapping, Sequence
 
 import polars as pl
 
-from adapters.polars.dataset import PolarsDataset
+from adapters.frames import FrameDataset, PolarsDataset
+from application.errors import PayloadTooLarge
 from application.ports import DatasetSource
-from domain.data import Dataset, DataSpec, InlineColumns, InlineRows, Scalar
-from domain.errors import PayloadTooLarge, ValidationFailed, field_error
+from domain.data import DataSpec, InlineColumns, InlineRows, Scalar
+from domain.errors import ValidationFailed, field_error
 
 MAX_COLUMNS = 10_000
 
@@ -77,8 +78,8 @@ def frame_from_rows(rows: Sequence[Mapping[str, Scalar]], max_rows: int) -> pl.D
     return frame_from_columns(columns, max_rows)
 
 
-class InlineDatasetSource(DatasetSource):
-    async def load(self, spec: DataSpec, *, max_rows: int) -> Dataset:
+class InlineDatasetSource(DatasetSource[pl.DataFrame]):
+    async def load(self, spec: DataSpec, *, max_rows: int) -> FrameDataset:
         if isinstance(spec, InlineColumns):
             frame = await asyncio.to_thread(frame_from_columns, spec.columns, max_rows)
         elif isinstance(spec, InlineRows):

@@ -16,8 +16,9 @@ from typing import Any
 import orjson
 
 from adapters.job_json import encode_result
+from application.errors import WorkerLost
 from application.ports import Clock, JobStore
-from domain.errors import NotFound, ValidationFailed, WorkerLost
+from domain.errors import NotFound, ValidationFailed
 from domain.jobs import ACTIVE_STATES, Job, JobFailure, JobStatus, check_outcome
 
 

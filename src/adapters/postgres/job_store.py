@@ -49,8 +49,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.schema import CreateIndex, CreateSchema, CreateTable
 
 from adapters.job_json import encode_result
+from application.errors import DependencyUnavailable, WorkerLost
 from application.ports import Clock, JobStore
-from domain.errors import DependencyUnavailable, IllegalTransition, NotFound, ValidationFailed, WorkerLost
+from domain.errors import IllegalTransition, NotFound, ValidationFailed
 from domain.jobs import ACTIVE_STATES, Job, JobFailure, JobStatus, check_outcome
 
 _ACTIVE = sorted(s.value for s in ACTIVE_STATES)

@@ -28,8 +28,9 @@ from redis.backoff import NoBackoff
 from redis.maint_notifications import MaintNotificationsConfig
 
 from adapters.job_json import encode_result
+from application.errors import DependencyUnavailable, WorkerLost
 from application.ports import JobStore
-from domain.errors import DependencyUnavailable, IllegalTransition, NotFound, ValidationFailed, WorkerLost
+from domain.errors import IllegalTransition, NotFound, ValidationFailed
 from domain.jobs import Job, JobFailure, JobStatus, check_outcome
 
 # The attributes scripts hand back (everything but the result, which can be megabytes).

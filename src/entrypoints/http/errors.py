@@ -10,10 +10,18 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from domain.errors import Busy, WorkerError
+from application.errors import Busy
+from domain.errors import WorkerError
 from entrypoints.http.responses import JsonResponse
+from entrypoints.presenters.jobs import wire_error
 
 log = structlog.get_logger(__name__)
+
+
+class Unauthorized(WorkerError):
+    """The API key is missing or wrong: an HTTP concern, so it lives with the HTTP answers."""
+
+    code = "UNAUTHORIZED"
 
 HTTP_STATUS: dict[str, int] = {
     "VALIDATION_ERROR": 422,
@@ -63,8 +71,10 @@ def validation_details(error: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
-async def _worker_error(_: Request, exc: Exception) -> JsonResponse:
+async def _worker_error(request: Request, exc: Exception) -> JsonResponse:
     assert isinstance(exc, WorkerError)
+    # Domain errors name spec fields; the route said how its request spells them (routes.py).
+    exc = wire_error(exc, getattr(request.state, "wire_names", None))
     status = HTTP_STATUS.get(exc.code, 500)
     if status >= 500 and exc.code in ("INTERNAL", "WORKER_LOST"):
         log.error("request_failed", code=exc.code, error=exc.message)

@@ -11,7 +11,7 @@ import structlog
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from domain.errors import PayloadTooLarge
+from application.errors import PayloadTooLarge
 from entrypoints.http.errors import envelope
 from entrypoints.http.metrics import Metrics
 

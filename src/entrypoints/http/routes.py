@@ -15,11 +15,14 @@ from starlette.responses import Response
 
 from application.analysis_task import SubmitAnalysis
 from application.train_gbm import TrainGbmCommand
-from domain.errors import Unauthorized, ValidationFailed
+from domain.errors import ValidationFailed
+from domain.jobs import RequestEcho
+from entrypoints import contract as c
 from entrypoints.container import Services
-from entrypoints.http import contract as c
-from entrypoints.http import mapping
+from entrypoints.http.errors import Unauthorized
 from entrypoints.http.responses import JsonResponse
+from entrypoints.presenters import commands as mapping
+from entrypoints.presenters.jobs import job_view
 
 M = TypeVar("M", bound=BaseModel)
 CAPABILITIES = ["policy_analysis", "segmentation", "content_analysis", "gbm_training"]
@@ -134,7 +137,7 @@ async def _submit(
     body: Any,
 ) -> Response:
     job = await use_case.submit(
-        mapping.data_spec(data), spec, {"schemaId": body.schemaId, "tenantId": body.tenantId}
+        mapping.data_spec(data), spec, RequestEcho(schema_id=body.schemaId, tenant_id=body.tenantId)
     )
     request.app.state.metrics.jobs_submitted.labels(job.type).inc()
     return JsonResponse(
@@ -166,11 +169,11 @@ async def analyze_content(request: Request) -> Response:
 
 
 async def get_job_status(request: Request, job_id: str) -> Response:
-    return JsonResponse(mapping.job_view(await _services(request).get_job.execute(job_id)))
+    return JsonResponse(job_view(await _services(request).get_job.execute(job_id)))
 
 
 async def cancel_job(request: Request, job_id: str) -> Response:
-    return JsonResponse(mapping.job_view(await _services(request).cancel_job.execute(job_id)))
+    return JsonResponse(job_view(await _services(request).cancel_job.execute(job_id)))
 
 
 # (path, method, operationId, handler, needs the API key): the same table as openapi.yaml's paths,

@@ -1,18 +1,16 @@
-"""Contract models (generated from openapi.yaml) to domain commands, and domain results back."""
+"""Contract models (generated from openapi.yaml) to domain commands; training outcomes back."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from domain.content import ContentSpec
 from domain.data import DataSpec, InlineColumns, InlineRows, TableRef
 from domain.gbm.training import CategoricalEncoding, GbmTrainingOutcome, GbmTrainingSpec, lightgbm_params
-from domain.jobs import Job
 from domain.policies import ContactCaps, PolicySpec
 from domain.segmentation import SegmentationSpec
-from entrypoints.http import contract as c
+from entrypoints import contract as c
 
 
 def _names(items: Sequence[Any] | None) -> tuple[str, ...] | None:
@@ -131,23 +129,3 @@ def content_spec(body: c.ContentRequest) -> ContentSpec:
         random_state=body.randomState,
     )
 
-
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
-
-
-def job_view(job: Job) -> dict[str, Any]:
-    return {
-        "jobId": job.id,
-        "type": job.type,
-        "status": job.status.value,
-        "progress": round(job.progress, 4),
-        "message": job.message or None,
-        "createdAt": _iso(job.created_at),
-        "startedAt": _iso(job.started_at),
-        "finishedAt": _iso(job.finished_at),
-        "result": dict(job.result) if job.result is not None else None,
-        "error": {"code": job.error.code, "message": job.error.message} if job.error else None,
-    }

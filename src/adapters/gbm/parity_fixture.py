@@ -12,7 +12,7 @@ import lightgbm as lgb
 import numpy as np
 import polars as pl
 
-from adapters.lightgbm.encoding import encode_features
+from adapters.gbm.encoding import encode_features
 from domain.gbm.training import CategoricalEncoding, FeaturePlan
 
 SAMPLE_ROWS = 200

@@ -52,16 +52,11 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from adapters.polars.dataset import PolarsDataset
+from adapters.frames import FrameDataset, PolarsDataset
+from application.errors import DependencyUnavailable, PayloadTooLarge
 from application.ports import DatasetSource
-from domain.data import Dataset, DataSpec, TableRef
-from domain.errors import (
-    DependencyUnavailable,
-    PayloadTooLarge,
-    ValidationFailed,
-    WorkerError,
-    field_error,
-)
+from domain.data import DataSpec, TableRef
+from domain.errors import ValidationFailed, WorkerError, field_error
 
 # PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes: a longer name cannot be in the catalogue.
 _MAX_NAME_BYTES = 63
@@ -316,7 +311,7 @@ class _Request:
     limit: int | None
 
 
-class SqlDatasetSource(DatasetSource):
+class SqlDatasetSource(DatasetSource[pl.DataFrame]):
     """Reads a `TableRef` from PostgreSQL (see the module docstring for the rules and the why)."""
 
     def __init__(
@@ -354,7 +349,7 @@ class SqlDatasetSource(DatasetSource):
             pool_timeout=self._connect_timeout_s,
         )
 
-    async def load(self, spec: DataSpec, *, max_rows: int) -> Dataset:
+    async def load(self, spec: DataSpec, *, max_rows: int) -> FrameDataset:
         if not isinstance(spec, TableRef):
             raise ValidationFailed(
                 "the SQL data source reads only the `table` form of data",

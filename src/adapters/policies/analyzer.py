@@ -23,9 +23,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from adapters.polars.dataset import PolarsDataset
+from adapters.frames import FrameDataset
 from application.ports import PolicyAnalyzer
-from domain.data import Dataset
 from domain.errors import InsufficientData, field_error
 from domain.policies import (
     COOLDOWN_EDGES_DAYS,
@@ -215,7 +214,7 @@ class _Progress:
         self._report(self._last, message)
 
 
-class PolarsPolicyAnalyzer(PolicyAnalyzer):
+class PolarsPolicyAnalyzer(PolicyAnalyzer[pl.DataFrame]):
     """PolicyAnalyzer over a PolarsDataset. Stateless: one instance serves every job."""
 
     def __init__(
@@ -234,9 +233,7 @@ class PolarsPolicyAnalyzer(PolicyAnalyzer):
         self._max_reported_values = max_reported_values
         self._max_model_channels = max_model_channels
 
-    def analyze(self, dataset: Dataset, spec: PolicySpec, progress: ProgressReporter) -> dict[str, Any]:
-        if not isinstance(dataset, PolarsDataset):
-            raise TypeError(f"PolarsPolicyAnalyzer needs a PolarsDataset, got {type(dataset).__name__}")
+    def analyze(self, dataset: FrameDataset, spec: PolicySpec, progress: ProgressReporter) -> dict[str, Any]:
         validate_policy_spec(spec, dataset.schema)
         report = _Progress(progress)
         report(0.0, "Reading interactions")

@@ -26,7 +26,7 @@ from scipy.stats import binom
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.feature_extraction.text import TfidfTransformer
 
-from adapters.polars.dataset import PolarsDataset
+from adapters.frames import FrameDataset
 from application.ports import ContentAnalyzer
 from domain.content import (
     COMBINING_MARK_PATTERN,
@@ -49,7 +49,6 @@ from domain.content import (
     target_numerator_field,
     validate_content_spec,
 )
-from domain.data import Dataset
 from domain.errors import InsufficientData
 from domain.progress import ProgressReporter, StageProgress, no_progress
 
@@ -239,14 +238,12 @@ def term_counts(
     return counts, [term for term, _ in named], has_text
 
 
-class SklearnContentAnalyzer(ContentAnalyzer):
+class SklearnContentAnalyzer(ContentAnalyzer[pl.DataFrame]):
     def __init__(self, settings: ForestSettings | None = None, n_jobs: int | None = None) -> None:
         self._settings = settings or ForestSettings()
         self._n_jobs = n_jobs
 
-    def analyze(self, dataset: Dataset, spec: ContentSpec, progress: ProgressReporter) -> dict[str, Any]:
-        if not isinstance(dataset, PolarsDataset):
-            raise TypeError(f"SklearnContentAnalyzer needs a PolarsDataset, got {type(dataset).__name__}")
+    def analyze(self, dataset: FrameDataset, spec: ContentSpec, progress: ProgressReporter) -> dict[str, Any]:
         schema = dataset.schema
         validate_content_spec(spec, schema)
         progress(0.0, "checking creatives")

@@ -1,13 +1,16 @@
-"""The Dataset every adapter produces and every computation adapter reads: a polars frame."""
+"""The frame the data sources produce and the computations read: a polars DataFrame. The ports take
+it as their type parameter (`DatasetSource[pl.DataFrame]`, `Segmenter[pl.DataFrame]`, ...), so a
+computation receives `Dataset[pl.DataFrame]` and reads `.frame` without a downcast."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import polars as pl
 
 from domain.data import ColumnKind, Dataset
+
+FrameDataset = Dataset[pl.DataFrame]
 
 
 def column_kind(dtype: pl.DataType) -> ColumnKind:
@@ -20,11 +23,20 @@ def column_kind(dtype: pl.DataType) -> ColumnKind:
     return ColumnKind.CATEGORICAL
 
 
-@dataclass(frozen=True)
-class PolarsDataset(Dataset):
+class PolarsDataset(Dataset[pl.DataFrame]):
     """A loaded table. Picklable (polars frames pickle as Arrow IPC), so it crosses to workers."""
 
-    frame: pl.DataFrame
+    __slots__ = ("_frame",)
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        self._frame = frame
+
+    def __repr__(self) -> str:
+        return f"PolarsDataset({self._frame.height} rows x {self._frame.width} columns)"
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        return self._frame
 
     @property
     def row_count(self) -> int:

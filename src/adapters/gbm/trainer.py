@@ -7,14 +7,14 @@ from typing import Any
 
 import lightgbm as lgb
 import numpy as np
+import polars as pl
 from sklearn.metrics import accuracy_score, log_loss, precision_score, recall_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from adapters.lightgbm.encoding import encode_features, label_vector
-from adapters.lightgbm.parity_fixture import parity_fixture
-from adapters.polars.dataset import PolarsDataset
+from adapters.frames import FrameDataset
+from adapters.gbm.encoding import encode_features, label_vector
+from adapters.gbm.parity_fixture import parity_fixture
 from application.ports import GbmTrainer
-from domain.data import Dataset
 from domain.errors import InsufficientData, ValidationFailed, field_error
 from domain.gbm.model_state import model_state_from_dump
 from domain.gbm.training import (
@@ -28,7 +28,7 @@ from domain.gbm.training import (
 from domain.progress import ProgressReporter, StageProgress
 
 
-class LightGbmTrainer(GbmTrainer):
+class LightGbmTrainer(GbmTrainer[pl.DataFrame]):
     """Binary LightGBM. Trains with internal column names f0..fN (real names and categories may hold
     characters LightGBM rejects) and writes the real names into the model afterwards."""
 
@@ -36,9 +36,8 @@ class LightGbmTrainer(GbmTrainer):
         self._threads = num_threads
 
     def train(
-        self, dataset: Dataset, spec: GbmTrainingSpec, progress: ProgressReporter
+        self, dataset: FrameDataset, spec: GbmTrainingSpec, progress: ProgressReporter
     ) -> GbmTrainingOutcome:
-        assert isinstance(dataset, PolarsDataset)
         durations: dict[str, float] = {}
         clock = time.perf_counter()
         frame = dataset.frame

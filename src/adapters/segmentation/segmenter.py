@@ -52,9 +52,9 @@ import polars as pl
 from sklearn.cluster import DBSCAN, KMeans
 from sklearn.neighbors import KDTree, NearestNeighbors
 
-from adapters.polars.dataset import PolarsDataset
+from adapters.frames import FrameDataset
 from application.ports import Segmenter
-from domain.data import ColumnKind, Dataset
+from domain.data import ColumnKind
 from domain.errors import InsufficientData, ValidationFailed, field_error
 from domain.progress import ProgressReporter, StageProgress
 from domain.segmentation import (
@@ -92,16 +92,16 @@ Labels = np.ndarray[Any, np.dtype[np.int64]]
 Matrix = np.ndarray[Any, np.dtype[np.float64]]
 
 
-class SklearnSegmenter(Segmenter):
-    def segment(self, dataset: Dataset, spec: SegmentationSpec, progress: ProgressReporter) -> dict[str, Any]:
-        if not isinstance(dataset, PolarsDataset):
-            raise TypeError(f"SklearnSegmenter needs a PolarsDataset, got {type(dataset).__name__}")
+class SklearnSegmenter(Segmenter[pl.DataFrame]):
+    def segment(
+        self, dataset: FrameDataset, spec: SegmentationSpec, progress: ProgressReporter
+    ) -> dict[str, Any]:
         _, result = fit_segments(dataset, spec, progress)
         return result
 
 
 def fit_segments(
-    dataset: PolarsDataset, spec: SegmentationSpec, progress: ProgressReporter
+    dataset: FrameDataset, spec: SegmentationSpec, progress: ProgressReporter
 ) -> tuple[Labels, dict[str, Any]]:
     """Segment the rows; return each row's segment id (as in the result; -1 = outlier) and the result."""
     validate_segmentation_spec(spec, dataset.schema, dataset.row_count)
@@ -140,7 +140,7 @@ class _Encoded:
     warnings: list[str]
 
 
-def _encode(dataset: PolarsDataset, spec: SegmentationSpec) -> _Encoded:
+def _encode(dataset: FrameDataset, spec: SegmentationSpec) -> _Encoded:
     frame = dataset.frame
     schema = dataset.schema
     rows = frame.height

@@ -1,1 +1,0 @@
-"""Reading request data from the platform's PostgreSQL (the `table` form of `data`)."""

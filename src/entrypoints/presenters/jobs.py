@@ -1,0 +1,74 @@
+"""Jobs on the wire: a job's record as /status shows it, and its typed result as the JSON document
+the job store keeps. Each analysis adds its result presenter and its request's names here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from application.ports import ResultPresenter
+from domain.errors import WorkerError
+from domain.jobs import EchoedResult, Job, JobFailure, RequestEcho
+from entrypoints.presenters.wire import WireNames, json_ready
+
+Present = Callable[[Any], Mapping[str, Any]]
+
+# Result type -> its presenter.
+RESULT_PRESENTERS: dict[type, Present] = {}
+# Job type -> how its request spells the spec fields that a failure message names.
+JOB_NAMES: dict[str, WireNames] = {}
+
+
+def present_result(result: object) -> Mapping[str, Any]:
+    if isinstance(result, Mapping):  # an untyped document (the job engine's own tests send them)
+        return dict(result)
+    for result_type, present in RESULT_PRESENTERS.items():
+        if isinstance(result, result_type):
+            return present(result)
+    raise TypeError(f"no presenter for a {type(result).__name__} result")
+
+
+def echo_fields(echo: RequestEcho) -> dict[str, str]:
+    fields = {"schemaId": echo.schema_id, "tenantId": echo.tenant_id}
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+class JobResultPresenter(ResultPresenter):
+    def present(self, result: object) -> Mapping[str, Any]:
+        document = (
+            {**present_result(result.result), **echo_fields(result.echo)}
+            if isinstance(result, EchoedResult)
+            else present_result(result)
+        )
+        ready: dict[str, Any] = json_ready(document)
+        return ready
+
+    def present_failure(self, job_type: str, failure: JobFailure) -> JobFailure:
+        names = JOB_NAMES.get(job_type)
+        return failure if names is None else JobFailure(failure.code, names.message(failure.message))
+
+
+def wire_error(error: WorkerError, names: WireNames | None) -> WorkerError:
+    return error if names is None else names.error(error)
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    return {
+        "jobId": job.id,
+        "type": job.type,
+        "status": job.status.value,
+        "progress": round(job.progress, 4),
+        "message": job.message or None,
+        "createdAt": _iso(job.created_at),
+        "startedAt": _iso(job.started_at),
+        "finishedAt": _iso(job.finished_at),
+        "result": dict(job.result) if job.result is not None else None,
+        "error": {"code": job.error.code, "message": job.error.message} if job.error else None,
+    }

@@ -1,0 +1,106 @@
+"""What every presenter shares: how a request spells its spec's fields, errors rewritten from spec
+paths to wire paths, and the one pass that makes a presented document JSON-safe."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from domain.errors import WorkerError
+
+_BACKTICKED = re.compile(r"`([A-Za-z_][A-Za-z0-9_.]*)`")
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _nested_spec(spec_type: type | None, name: str) -> type | None:
+    """The spec dataclass held by field `name` of `spec_type` (declared with a default_factory)."""
+    if spec_type is None or not dataclasses.is_dataclass(spec_type):
+        return None
+    for item in dataclasses.fields(spec_type):
+        if item.name == name:
+            factory = item.default_factory
+            return factory if isinstance(factory, type) and dataclasses.is_dataclass(factory) else None
+    return None
+
+
+def _field_names(spec_type: type | None) -> set[str]:
+    if spec_type is None or not dataclasses.is_dataclass(spec_type):
+        return set()
+    return {item.name for item in dataclasses.fields(spec_type)}
+
+
+@dataclass(frozen=True)
+class WireNames:
+    """How one request spells its spec's fields. A spec path is a dotted attribute path
+    (`min_clusters`, `caps.weekly`, `params.num_leaves`, `fields.2`): each segment that names a field
+    of `spec_type` (or of a nested spec) is camelCased, unless `paths` names a prefix otherwise
+    (`customer_id` -> `fieldMap.customerId`); other segments (list indices, the caller's own column
+    names) are kept as they are. Without `spec_type`, only the first segment is camelCased."""
+
+    spec_type: type | None = None
+    paths: Mapping[str, str] = field(default_factory=dict)
+
+    def wire(self, spec_path: str) -> str:
+        parts = spec_path.split(".")
+        out: list[str] = []
+        start = 0
+        for cut in range(len(parts), 0, -1):
+            prefix = ".".join(parts[:cut])
+            if prefix in self.paths:
+                out, start = [self.paths[prefix]], cut
+                break
+        current = self.spec_type
+        for part in parts[:start]:
+            current = _nested_spec(current, part)
+        for index, part in enumerate(parts[start:], start):
+            untyped_head = self.spec_type is None and index == 0
+            known = part in _field_names(current) or untyped_head
+            out.append(camel(part) if known else part)
+            current = _nested_spec(current, part) if known else None
+        return ".".join(out)
+
+    def message(self, text: str) -> str:
+        """Spec fields that a message names in backticks, spelled as the request spells them."""
+        return _BACKTICKED.sub(lambda m: f"`{self.wire(m.group(1))}`", text)
+
+    def error(self, error: WorkerError) -> WorkerError:
+        """The same error with its details and message in wire names."""
+        renamed = type(error).__new__(type(error))
+        renamed.__dict__.update(error.__dict__)
+        WorkerError.__init__(
+            renamed,
+            self.message(error.message),
+            [
+                {**detail, "field": self.wire(str(detail["field"]))} if "field" in detail else detail
+                for detail in error.details
+            ],
+        )
+        return renamed
+
+
+def json_ready(value: Any) -> Any:
+    """The one pass that makes a presented document JSON-safe: JSON has no NaN or infinity (they
+    become null), and numpy scalars or arrays that reached a presenter become Python values."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return {str(key): json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(item) for item in value]
+    item = getattr(value, "item", None)  # numpy scalar
+    if callable(item) and getattr(value, "ndim", None) == 0:
+        return json_ready(item())
+    tolist = getattr(value, "tolist", None)  # numpy array
+    if callable(tolist):
+        return json_ready(tolist())
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
