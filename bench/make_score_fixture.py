@@ -19,7 +19,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from domain.gbm.model_state import model_state_from_dump
+from adapters.gbm.model_dump import model_state_from_dump
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "bench" / "results" / "score_model.json"

@@ -24,7 +24,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from domain.gbm.model_state import model_state_from_dump
+from adapters.gbm.model_dump import model_state_from_dump
 from domain.gbm.scorer import K_ZERO_THRESHOLD
 
 REPO = Path(__file__).resolve().parents[2]

@@ -32,7 +32,7 @@ from gbm_cases import (
 )
 from hypothesis import HealthCheck, given, settings
 
-from domain.gbm.model_state import model_state_from_dump
+from adapters.gbm.model_dump import model_state_from_dump
 from domain.gbm.scorer import load_model
 
 TOLERANCE = 1e-12

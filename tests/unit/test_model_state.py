@@ -1,4 +1,5 @@
-"""The modelState contract: building it from a LightGBM dump, hashing it, and refusing what is unsupported."""
+"""The modelState contract: building it from a LightGBM dump (the adapter), hashing it, and refusing what
+is unsupported (the domain)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
+from adapters.gbm.model_dump import model_state_from_dump
 from domain.errors import ValidationFailed
 from domain.gbm.model_state import (
     SUPPORTED_SCHEMA_VERSIONS,
     UnsupportedModel,
     content_hash,
-    model_state_from_dump,
     parse_sigmoid,
     validate_model_state,
 )

@@ -13,10 +13,10 @@ from sklearn.model_selection import train_test_split
 
 from adapters.frames import FrameDataset
 from adapters.gbm.encoding import encode_features, label_vector
+from adapters.gbm.model_dump import model_state_from_dump
 from adapters.gbm.parity_fixture import parity_fixture
 from application.ports import GbmTrainer
 from domain.errors import InsufficientData, ValidationFailed, field_error
-from domain.gbm.model_state import model_state_from_dump
 from domain.gbm.training import (
     GbmMetrics,
     GbmTrainingOutcome,
