@@ -72,17 +72,18 @@ class WireNames:
         return _BACKTICKED.sub(lambda m: f"`{self.wire(m.group(1))}`", text)
 
     def error(self, error: WorkerError) -> WorkerError:
-        """The same error with its details and message in wire names."""
+        """The same error with its message and its details (field and message) in wire names."""
         renamed = type(error).__new__(type(error))
         renamed.__dict__.update(error.__dict__)
-        WorkerError.__init__(
-            renamed,
-            self.message(error.message),
-            [
-                {**detail, "field": self.wire(str(detail["field"]))} if "field" in detail else detail
-                for detail in error.details
-            ],
-        )
+        WorkerError.__init__(renamed, self.message(error.message), [self._detail(d) for d in error.details])
+        return renamed
+
+    def _detail(self, detail: Mapping[str, Any]) -> dict[str, Any]:
+        renamed = dict(detail)
+        if "field" in detail:
+            renamed["field"] = self.wire(str(detail["field"]))
+        if isinstance(detail.get("message"), str):
+            renamed["message"] = self.message(detail["message"])
         return renamed
 
 
