@@ -12,7 +12,7 @@ import pytest
 from adapters.frames import PolarsDataset
 from adapters.gbm.trainer import LightGbmTrainer
 from domain.gbm.scorer import load_model
-from domain.gbm.training import CategoricalEncoding, GbmTrainingSpec, lightgbm_params
+from domain.gbm.training import CategoricalEncoding, GbmParams, GbmTrainingSpec
 
 
 def _frame(seed: int = 3, n: int = 1500) -> pl.DataFrame:
@@ -37,20 +37,20 @@ def test_fixture_scores_are_lightgbms_and_the_reference_scorer_reproduces_them(
         label="y",
         categorical_features=("region", "zone"),
         categorical_encoding=encoding,
-        params=lightgbm_params({"numIterations": 40, "minDataInLeaf": 10}),
+        params=GbmParams(num_iterations=40, min_data_in_leaf=10),
         include_parity_fixture=True,
     )
     outcome = LightGbmTrainer(1).train(PolarsDataset(_frame()), spec, lambda f, m="": None)
     fixture = outcome.parity_fixture
     assert fixture is not None
-    rows, raw = fixture["rows"], fixture["rawScores"]
-    assert len(rows) == len(raw) == len(fixture["scores"]) > 200
+    rows, raw = fixture.rows, fixture.raw_scores
+    assert len(rows) == len(raw) == len(fixture.scores) > 200
     # Edge rows are there: a missing field, an infinity and an unseen category.
     assert any(row["x"] is None for row in rows)
     assert any(row["x"] == "Infinity" for row in rows)
     assert any(row["region"] == "__unseen_category__" for row in rows)
     model = load_model(outcome.model_state)
-    for row, expected, probability in zip(rows, raw, fixture["scores"], strict=True):
+    for row, expected, probability in zip(rows, raw, fixture.scores, strict=True):
         score = model.score(row)
         assert score.raw_margin == pytest.approx(expected, abs=1e-12)
         assert score.score == pytest.approx(probability, abs=1e-12)

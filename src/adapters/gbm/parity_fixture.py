@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from adapters.gbm.encoding import encode_features
-from domain.gbm.training import CategoricalEncoding, FeaturePlan
+from domain.gbm.training import CategoricalEncoding, FeaturePlan, ParityFixture
 
 SAMPLE_ROWS = 200
 EDGE_FIELDS = 50
@@ -21,7 +21,7 @@ UNSEEN_TEXT = "__unseen_category__"
 UNSEEN_NUMBER = 987_654_321.0
 
 
-def _json_value(value: Any) -> Any:
+def _scorer_row_value(value: Any) -> Any:
     """The scorers' row convention: null is missing; infinities as the strings JSON lacks."""
     if isinstance(value, float):
         if math.isnan(value):
@@ -50,7 +50,7 @@ def parity_fixture(
     booster: lgb.Booster,
     num_iteration: int,
     seed: int,
-) -> dict[str, Any]:
+) -> ParityFixture:
     inputs = frame.select(plan.inputs).with_columns(pl.col(name).cast(pl.Float64) for name in plan.numeric)
     rng = np.random.default_rng(seed)
     picked = np.sort(rng.choice(inputs.height, size=min(inputs.height, SAMPLE_ROWS), replace=False))
@@ -61,8 +61,8 @@ def parity_fixture(
     matrix = encode_features(fixture_frame, plan, encoding, max_categories=0, recorded=recorded).matrix
     raw = booster.predict(matrix, raw_score=True, num_iteration=num_iteration)
     probability = booster.predict(matrix, num_iteration=num_iteration)
-    return {
-        "rows": [{name: _json_value(value) for name, value in row.items()} for row in rows],
-        "rawScores": [float(v) for v in raw],
-        "scores": [float(v) for v in probability],
-    }
+    return ParityFixture(
+        rows=tuple({name: _scorer_row_value(value) for name, value in row.items()} for row in rows),
+        raw_scores=tuple(float(v) for v in raw),
+        scores=tuple(float(v) for v in probability),
+    )

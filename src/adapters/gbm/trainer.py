@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -19,8 +20,10 @@ from application.ports import GbmTrainer
 from domain.errors import InsufficientData, ValidationFailed, field_error
 from domain.gbm.training import (
     GbmMetrics,
+    GbmParams,
     GbmTrainingOutcome,
     GbmTrainingSpec,
+    TrainingDurations,
     check_class_balance,
     normalise_importance,
     plan_features,
@@ -38,7 +41,6 @@ class LightGbmTrainer(GbmTrainer[pl.DataFrame]):
     def train(
         self, dataset: FrameDataset, spec: GbmTrainingSpec, progress: ProgressReporter
     ) -> GbmTrainingOutcome:
-        durations: dict[str, float] = {}
         clock = time.perf_counter()
         frame = dataset.frame
         plan = plan_features(spec, dataset.schema)
@@ -50,12 +52,12 @@ class LightGbmTrainer(GbmTrainer[pl.DataFrame]):
         if spec.validation_fraction > 0:
             try:
                 train_rows, valid_rows = train_test_split(
-                    rows, test_size=spec.validation_fraction, stratify=y, random_state=spec.seed
+                    rows, test_size=spec.validation_fraction, stratify=y, random_state=spec.params.seed
                 )
             except ValueError as exc:
                 raise InsufficientData(
                     f"too few rows for a validation fraction of {spec.validation_fraction}: {exc}",
-                    [field_error("validationFraction", "too large for this data")],
+                    [field_error("validation_fraction", "too large for this data")],
                 ) from exc
             train_rows.sort()
             valid_rows.sort()
@@ -63,14 +65,14 @@ class LightGbmTrainer(GbmTrainer[pl.DataFrame]):
             train_rows, valid_rows = rows, rows[:0]
         if spec.early_stopping_rounds is not None and len(valid_rows) == 0:
             raise ValidationFailed(
-                "early stopping needs a validation split; set validationFraction above 0",
-                [field_error("earlyStoppingRounds", "needs validationFraction > 0")],
+                "early stopping needs a validation split; set `validation_fraction` above 0",
+                [field_error("early_stopping_rounds", "needs `validation_fraction` > 0")],
             )
         x = encoded.matrix
-        durations["prepare"] = _elapsed_ms(clock)
+        prepare_ms = _elapsed_ms(clock)
         progress(0.05, "data prepared")
 
-        params: dict[str, Any] = dict(spec.params)
+        params = lightgbm_params(spec.params)
         num_iterations = int(params.pop("num_iterations"))
         params.update(
             objective="binary",
@@ -102,7 +104,7 @@ class LightGbmTrainer(GbmTrainer[pl.DataFrame]):
         booster = lgb.train(
             params, train_set, num_boost_round=num_iterations, valid_sets=valid_sets, callbacks=callbacks
         )
-        durations["train"] = _elapsed_ms(clock)
+        train_ms = _elapsed_ms(clock)
 
         clock = time.perf_counter()
         used_iterations = (
@@ -127,7 +129,7 @@ class LightGbmTrainer(GbmTrainer[pl.DataFrame]):
             strict=True,
         ):
             gains[field] += float(gain)
-        durations["evaluate"] = _elapsed_ms(clock)
+        evaluate_ms = _elapsed_ms(clock)
 
         clock = time.perf_counter()
         state = model_state_from_dump(
@@ -136,8 +138,8 @@ class LightGbmTrainer(GbmTrainer[pl.DataFrame]):
             input_features=encoded.input_features,
             model_text=booster.model_to_string(num_iteration=used_iterations),
         )
-        durations["dump"] = _elapsed_ms(clock)
-        fixture = None
+        dump_ms = _elapsed_ms(clock)
+        fixture, fixture_ms = None, None
         if spec.include_parity_fixture:
             clock = time.perf_counter()
             fixture = parity_fixture(
@@ -147,9 +149,9 @@ class LightGbmTrainer(GbmTrainer[pl.DataFrame]):
                 encoded.input_features,
                 booster,
                 used_iterations,
-                spec.seed,
+                spec.params.seed,
             )
-            durations["parityFixture"] = _elapsed_ms(clock)
+            fixture_ms = _elapsed_ms(clock)
         progress(1.0, "done")
         warnings = list(encoded.warnings)
         if used_iterations < num_iterations:
@@ -158,11 +160,23 @@ class LightGbmTrainer(GbmTrainer[pl.DataFrame]):
             model_state=state,
             metrics=metrics,
             feature_importance=normalise_importance(gains),
-            durations_ms=durations,
+            durations_ms=TrainingDurations(
+                prepare=prepare_ms,
+                train=train_ms,
+                evaluate=evaluate_ms,
+                dump=dump_ms,
+                parity_fixture=fixture_ms,
+            ),
             library_version=lgb.__version__,
             warnings=tuple(warnings),
             parity_fixture=fixture,
         )
+
+
+def lightgbm_params(params: GbmParams) -> dict[str, Any]:
+    """The spec's parameters as LightGBM's own parameters: the spec's fields are named as LightGBM
+    names them, and every one is passed, so LightGBM's defaults never decide silently."""
+    return dataclasses.asdict(params)
 
 
 def _elapsed_ms(since: float) -> float:

@@ -9,52 +9,41 @@ from typing import Any
 
 from domain.data import ColumnKind
 from domain.errors import InsufficientData, ValidationFailed, field_error
+from domain.specs import bound_problems, bounded
 
 MIN_TRAINING_ROWS = 10
 MAX_FEATURES = 2000
 
-# The contract's camelCase parameter names and LightGBM's own, with LightGBM's defaults where the
-# contract does not say otherwise (the seed is fixed so that training is reproducible).
-LIGHTGBM_PARAMS: Mapping[str, tuple[str, Any]] = {
-    "numIterations": ("num_iterations", 100),
-    "learningRate": ("learning_rate", 0.1),
-    "numLeaves": ("num_leaves", 31),
-    "maxDepth": ("max_depth", -1),
-    "minDataInLeaf": ("min_data_in_leaf", 20),
-    "minSumHessianInLeaf": ("min_sum_hessian_in_leaf", 1e-3),
-    "featureFraction": ("feature_fraction", 1.0),
-    "baggingFraction": ("bagging_fraction", 1.0),
-    "baggingFreq": ("bagging_freq", 0),
-    "lambdaL1": ("lambda_l1", 0.0),
-    "lambdaL2": ("lambda_l2", 0.0),
-    "minGainToSplit": ("min_gain_to_split", 0.0),
-    "maxBin": ("max_bin", 255),
-    "isUnbalance": ("is_unbalance", False),
-    "scalePosWeight": ("scale_pos_weight", 1.0),
-    "sigmoid": ("sigmoid", 1.0),
-    "zeroAsMissing": ("zero_as_missing", False),
-    "useMissing": ("use_missing", True),
-    "maxCatThreshold": ("max_cat_threshold", 32),
-    "catSmooth": ("cat_smooth", 10.0),
-    "catL2": ("cat_l2", 10.0),
-    "minDataPerGroup": ("min_data_per_group", 100),
-    "seed": ("seed", 42),
-}
 
+@dataclass(frozen=True)
+class GbmParams:
+    """LightGBM's training parameters, each named as LightGBM names it, with LightGBM's defaults except
+    the seed, which is fixed so that training is reproducible."""
 
-def lightgbm_params(given: Mapping[str, Any]) -> dict[str, Any]:
-    """All parameters under LightGBM's names: the defaults, overridden by what the caller gave."""
-    unknown = sorted(set(given) - set(LIGHTGBM_PARAMS))
-    if unknown:
-        raise ValidationFailed(
-            f"unknown parameter(s): {', '.join(unknown)}",
-            [field_error(f"params.{name}", "not a supported LightGBM parameter") for name in unknown],
-        )
-    params = {native: default for native, default in LIGHTGBM_PARAMS.values()}
-    for name, value in given.items():
-        if value is not None:
-            params[LIGHTGBM_PARAMS[name][0]] = value
-    return params
+    num_iterations: int = bounded(100, minimum=1, maximum=10000)
+    learning_rate: float = bounded(0.1, exclusive_minimum=0, maximum=1)
+    num_leaves: int = bounded(31, minimum=2, maximum=4096)
+    max_depth: int = bounded(-1, minimum=-1, maximum=64)
+    min_data_in_leaf: int = bounded(20, minimum=1)
+    min_sum_hessian_in_leaf: float = bounded(1e-3, minimum=0)
+    feature_fraction: float = bounded(1.0, exclusive_minimum=0, maximum=1)
+    bagging_fraction: float = bounded(1.0, exclusive_minimum=0, maximum=1)
+    bagging_freq: int = bounded(0, minimum=0)
+    lambda_l1: float = bounded(0.0, minimum=0)
+    lambda_l2: float = bounded(0.0, minimum=0)
+    min_gain_to_split: float = bounded(0.0, minimum=0)
+    max_bin: int = bounded(255, minimum=2, maximum=65535)
+    is_unbalance: bool = False
+    scale_pos_weight: float = bounded(1.0, exclusive_minimum=0)
+    sigmoid: float = bounded(1.0, exclusive_minimum=0)
+    zero_as_missing: bool = False
+    use_missing: bool = True
+    max_cat_threshold: int = bounded(32, minimum=1)
+    cat_smooth: float = bounded(10.0, minimum=0)
+    cat_l2: float = bounded(10.0, minimum=0)
+    min_data_per_group: int = bounded(100, minimum=1)
+    # The contract's bound: LightGBM takes a C int.
+    seed: int = bounded(42, minimum=0, maximum=2147483647)
 
 
 class CategoricalEncoding(StrEnum):
@@ -69,15 +58,11 @@ class GbmTrainingSpec:
     id_field: str | None = "id"
     categorical_features: tuple[str, ...] | None = None
     categorical_encoding: CategoricalEncoding = CategoricalEncoding.ONEHOT
-    max_categories: int = 50
-    params: Mapping[str, Any] = field(default_factory=lambda: lightgbm_params({}))
-    validation_fraction: float = 0.2
-    early_stopping_rounds: int | None = None
+    max_categories: int = bounded(50, minimum=1, maximum=1000)
+    params: GbmParams = field(default_factory=GbmParams)
+    validation_fraction: float = bounded(0.2, minimum=0, maximum=0.5)
+    early_stopping_rounds: int | None = bounded(None, minimum=1)
     include_parity_fixture: bool = False
-
-    @property
-    def seed(self) -> int:
-        return int(self.params.get("seed", 42))
 
 
 @dataclass(frozen=True)
@@ -93,8 +78,9 @@ class FeaturePlan:
 
 
 def plan_features(spec: GbmTrainingSpec, schema: Mapping[str, ColumnKind]) -> FeaturePlan:
-    """Resolve the feature list against the data's columns; every problem names its field."""
-    problems: list[dict[str, Any]] = []
+    """Resolve the feature list against the data's columns; every problem names its field (a spec
+    field, or the data column at fault)."""
+    problems = bound_problems(spec)
     if spec.label not in schema:
         problems.append(field_error("label", f"'{spec.label}' is not a column of the data"))
     if spec.features is not None:
@@ -108,7 +94,7 @@ def plan_features(spec: GbmTrainingSpec, schema: Mapping[str, ColumnKind]) -> Fe
         features = [name for name in schema if name not in (spec.label, spec.id_field)]
     categorical_given = set(spec.categorical_features or ())
     for name in sorted(categorical_given - set(features)):
-        problems.append(field_error("categoricalFeatures", f"'{name}' is not one of the features"))
+        problems.append(field_error("categorical_features", f"'{name}' is not one of the features"))
     numeric: list[str] = []
     categorical: list[str] = []
     for name in features:
@@ -124,7 +110,7 @@ def plan_features(spec: GbmTrainingSpec, schema: Mapping[str, ColumnKind]) -> Fe
         elif kind is ColumnKind.CATEGORICAL:
             problems.append(
                 field_error(
-                    name, "holds text but is not listed in categoricalFeatures; send numbers or list it"
+                    name, "holds text but is not listed in `categorical_features`; send numbers or list it"
                 )
             )
         else:
@@ -155,7 +141,7 @@ def check_class_balance(positives: int, negatives: int, validation_fraction: flo
     if validation_fraction > 0 and min(positives, negatives) < 2:
         raise InsufficientData(
             "a stratified validation split needs at least 2 rows of each class; "
-            "send more rows or set validationFraction to 0",
+            "send more rows or set `validation_fraction` to 0",
             [field_error("label", f"{positives} positive and {negatives} negative rows")],
         )
 
@@ -193,11 +179,32 @@ def normalise_importance(gains: Mapping[str, float]) -> tuple[FeatureImportance,
 
 
 @dataclass(frozen=True)
+class TrainingDurations:
+    """Milliseconds per stage of one training in the worker."""
+
+    prepare: float
+    train: float
+    evaluate: float
+    dump: float
+    parity_fixture: float | None = None  # only when the fixture was asked for
+
+
+@dataclass(frozen=True)
+class ParityFixture:
+    """Rows keyed by input field (None = missing, "Infinity"/"-Infinity" for infinities) with
+    LightGBM's own raw and probability scores for each, to check a scorer against."""
+
+    rows: tuple[Mapping[str, Any], ...]
+    raw_scores: tuple[float, ...]
+    scores: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class GbmTrainingOutcome:
-    model_state: Mapping[str, Any]
+    model_state: Mapping[str, Any]  # the modelState contract itself, in LightGBM's own keys
     metrics: GbmMetrics
     feature_importance: Sequence[FeatureImportance]
-    durations_ms: Mapping[str, float]
+    durations_ms: TrainingDurations
     library_version: str
     warnings: Sequence[str] = ()
-    parity_fixture: Mapping[str, Any] | None = None
+    parity_fixture: ParityFixture | None = None

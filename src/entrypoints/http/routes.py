@@ -22,6 +22,7 @@ from entrypoints.container import Services
 from entrypoints.http.errors import Unauthorized
 from entrypoints.http.responses import JsonResponse
 from entrypoints.presenters import commands as mapping
+from entrypoints.presenters import gbm
 from entrypoints.presenters.jobs import job_view
 
 M = TypeVar("M", bound=BaseModel)
@@ -118,15 +119,16 @@ async def get_metrics(request: Request) -> Response:
 
 async def train_gbm(request: Request) -> Response:
     started = time.perf_counter()
+    request.state.wire_names = gbm.GBM_NAMES
     body = await _parse(request, c.TrainGbmRequest)
-    command = TrainGbmCommand(data=mapping.data_spec(body.data), spec=mapping.training_spec(body))
+    command = TrainGbmCommand(data=mapping.data_spec(body.data), spec=gbm.training_spec(body))
     parsed = time.perf_counter()
     outcome = await _services(request).train_gbm.execute(command)
     metrics = request.app.state.metrics
-    metrics.training_seconds.observe(outcome.durations_ms.get("train", 0.0) / 1000.0)
+    metrics.training_seconds.observe(outcome.durations_ms.train / 1000.0)
     metrics.training_rows.observe(outcome.metrics.training_samples + outcome.metrics.validation_samples)
     total_ms = round((time.perf_counter() - started) * 1000.0, 3)
-    return JsonResponse(mapping.training_response(outcome, round((parsed - started) * 1000.0, 3), total_ms))
+    return JsonResponse(gbm.training_response(outcome, round((parsed - started) * 1000.0, 3), total_ms))
 
 
 async def _submit(

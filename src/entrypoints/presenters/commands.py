@@ -1,4 +1,4 @@
-"""Contract models (generated from openapi.yaml) to domain commands; training outcomes back."""
+"""Contract models (generated from openapi.yaml) to domain commands."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from typing import Any
 
 from domain.content import ContentSpec
 from domain.data import DataSpec, InlineColumns, InlineRows, TableRef
-from domain.gbm.training import CategoricalEncoding, GbmTrainingOutcome, GbmTrainingSpec, lightgbm_params
 from domain.policies import ContactCaps, PolicySpec
 from domain.segmentation import SegmentationSpec
 from entrypoints import contract as c
+
+# Until the CLI imports them from entrypoints.presenters.gbm (then delete these two lines).
+from entrypoints.presenters.gbm import training_response as training_response
+from entrypoints.presenters.gbm import training_spec as training_spec
 
 
 def _names(items: Sequence[Any] | None) -> tuple[str, ...] | None:
@@ -30,50 +33,6 @@ def data_spec(source: c.InlineRows | c.InlineColumns | c.TableData) -> DataSpec:
         filters=dict(source.filters or {}),
         limit=source.limit,
     )
-
-
-def training_spec(body: c.TrainGbmRequest) -> GbmTrainingSpec:
-    given = body.params.model_dump(exclude_unset=True) if body.params else {}
-    return GbmTrainingSpec(
-        label=body.label,
-        features=_names(body.features),
-        id_field=body.idField,
-        categorical_features=_names(body.categoricalFeatures),
-        categorical_encoding=CategoricalEncoding(body.categoricalEncoding),
-        max_categories=body.maxCategories,
-        params=lightgbm_params(given),
-        validation_fraction=body.validationFraction,
-        early_stopping_rounds=body.earlyStoppingRounds,
-        include_parity_fixture=body.includeParityFixture,
-    )
-
-
-def training_response(outcome: GbmTrainingOutcome, parse_ms: float, total_ms: float) -> dict[str, Any]:
-    m = outcome.metrics
-    return {
-        "modelState": outcome.model_state,
-        "metrics": {
-            "auc": m.auc,
-            "logloss": m.logloss,
-            "accuracy": m.accuracy,
-            "precision": m.precision,
-            "recall": m.recall,
-            "trainingSamples": m.training_samples,
-            "validationSamples": m.validation_samples,
-            "positiveRate": m.positive_rate,
-            "bestIteration": m.best_iteration,
-            "numTrees": m.num_trees,
-            "evaluatedOn": m.evaluated_on,
-        },
-        "featureImportance": [
-            {"field": f.field, "importance": f.importance, "selected": f.selected}
-            for f in outcome.feature_importance
-        ],
-        "durationMs": {"parse": parse_ms, **outcome.durations_ms, "total": total_ms},
-        "library": {"name": "lightgbm", "version": outcome.library_version},
-        "warnings": list(outcome.warnings),
-        **({"parityFixture": dict(outcome.parity_fixture)} if outcome.parity_fixture is not None else {}),
-    }
 
 
 def segmentation_spec(body: c.SegmentsRequest) -> SegmentationSpec:

@@ -3,6 +3,7 @@ polars frame into LightGBM's matrix, and LightGbmTrainer on seeded data with a k
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -14,17 +15,16 @@ from sklearn.model_selection import train_test_split
 
 from adapters.frames import PolarsDataset
 from adapters.gbm.encoding import encode_features, label_vector
-from adapters.gbm.trainer import LightGbmTrainer
+from adapters.gbm.trainer import LightGbmTrainer, lightgbm_params
 from domain.data import ColumnKind
 from domain.errors import InsufficientData, ValidationFailed
 from domain.gbm.scorer import load_model
 from domain.gbm.training import (
-    LIGHTGBM_PARAMS,
     CategoricalEncoding,
     FeaturePlan,
+    GbmParams,
     GbmTrainingSpec,
     check_class_balance,
-    lightgbm_params,
     normalise_importance,
     plan_features,
 )
@@ -91,7 +91,7 @@ def test_text_column_not_listed_as_categorical_is_named() -> None:
     with pytest.raises(ValidationFailed) as caught:
         plan_features(spec, schema)
     assert _fields(caught.value) == ["region"]
-    assert "categoricalFeatures" in caught.value.message
+    assert "`categorical_features`" in caught.value.message
 
 
 def test_categorical_feature_that_is_not_a_feature_is_named() -> None:
@@ -99,7 +99,7 @@ def test_categorical_feature_that_is_not_a_feature_is_named() -> None:
     spec = GbmTrainingSpec(label="y", features=("age",), categorical_features=("region",))
     with pytest.raises(ValidationFailed) as caught:
         plan_features(spec, schema)
-    assert _fields(caught.value) == ["categoricalFeatures"]
+    assert _fields(caught.value) == ["categorical_features"]
 
 
 def test_a_numeric_column_can_be_declared_categorical() -> None:
@@ -131,28 +131,24 @@ def test_no_feature_left_is_refused() -> None:
 # ------------------------------------------------------------------------- params, balance, importance
 
 
-def test_lightgbm_params_have_lightgbm_defaults_and_camel_case_overrides() -> None:
-    params = lightgbm_params({})
-    assert params["num_iterations"] == 100
-    assert params["learning_rate"] == 0.1
-    assert params["num_leaves"] == 31
-    assert params["min_data_in_leaf"] == 20
-    assert params["seed"] == 42
-    assert set(params) == {native for native, _ in LIGHTGBM_PARAMS.values()}
-    given = lightgbm_params({"numLeaves": 7, "learningRate": 0.05, "seed": 3, "maxDepth": None})
+def test_params_default_to_lightgbm_defaults_with_a_fixed_seed() -> None:
+    params = GbmTrainingSpec(label="y").params
+    assert (params.num_iterations, params.learning_rate, params.num_leaves) == (100, 0.1, 31)
+    assert (params.min_data_in_leaf, params.max_depth, params.seed) == (20, -1, 42)
+
+
+def test_lightgbm_receives_every_param_under_its_own_name() -> None:
+    given = lightgbm_params(GbmParams(num_leaves=7, learning_rate=0.05, seed=3))
+    assert list(given) == [item.name for item in dataclasses.fields(GbmParams)]
     assert (given["num_leaves"], given["learning_rate"], given["seed"]) == (7, 0.05, 3)
-    assert given["max_depth"] == -1  # None keeps the default
+    assert given["max_depth"] == -1 and given["lambda_l1"] == 0.0
 
 
-def test_unknown_params_are_named_with_the_params_prefix() -> None:
+def test_out_of_range_spec_values_are_refused_by_spec_path() -> None:
+    spec = GbmTrainingSpec(label="y", max_categories=0, params=GbmParams(num_leaves=1, learning_rate=0.0))
     with pytest.raises(ValidationFailed) as caught:
-        lightgbm_params({"numLeaves": 7, "foo": 1, "num_leaves": 3})
-    assert _fields(caught.value) == ["params.foo", "params.num_leaves"]
-
-
-def test_spec_seed_comes_from_params() -> None:
-    assert GbmTrainingSpec(label="y").seed == 42
-    assert GbmTrainingSpec(label="y", params=lightgbm_params({"seed": 7})).seed == 7
+        plan_features(spec, {"x": N, "y": N})
+    assert _fields(caught.value) == ["max_categories", "params.learning_rate", "params.num_leaves"]
 
 
 @pytest.mark.parametrize(
@@ -314,7 +310,7 @@ def synthetic(n: int = 1200, seed: int = 7) -> tuple[pl.DataFrame, np.ndarray]:
 def trained() -> tuple[pl.DataFrame, np.ndarray, Any, list[tuple[float, str]]]:
     frame, y = synthetic()
     reports: list[tuple[float, str]] = []
-    spec = GbmTrainingSpec(label="y", params=lightgbm_params({"numIterations": 60}))
+    spec = GbmTrainingSpec(label="y", params=GbmParams(num_iterations=60))
     outcome = LightGbmTrainer(num_threads=1).train(
         PolarsDataset(frame), spec, lambda f, m="": reports.append((f, m))
     )
@@ -380,7 +376,7 @@ def test_progress_rises_to_one(trained: Any) -> None:
 
 def test_training_is_deterministic() -> None:
     frame, _ = synthetic(n=300, seed=3)
-    spec = GbmTrainingSpec(label="y", params=lightgbm_params({"numIterations": 15}))
+    spec = GbmTrainingSpec(label="y", params=GbmParams(num_iterations=15))
     first = LightGbmTrainer().train(PolarsDataset(frame), spec, no_progress)
     second = LightGbmTrainer().train(PolarsDataset(frame), spec, no_progress)
     assert first.model_state["content_hash"] == second.model_state["content_hash"]
@@ -391,9 +387,7 @@ def test_early_stopping_keeps_fewer_trees_and_the_model_holds_exactly_those() ->
     frame, y = synthetic(n=600, seed=11)
     spec = GbmTrainingSpec(
         label="y",
-        params=lightgbm_params(
-            {"numIterations": 400, "learningRate": 0.5, "numLeaves": 31, "minDataInLeaf": 5}
-        ),
+        params=GbmParams(num_iterations=400, learning_rate=0.5, num_leaves=31, min_data_in_leaf=5),
         early_stopping_rounds=5,
     )
     outcome = LightGbmTrainer().train(PolarsDataset(frame), spec, no_progress)
@@ -411,7 +405,7 @@ def test_early_stopping_keeps_fewer_trees_and_the_model_holds_exactly_those() ->
 
 def test_validation_fraction_zero_evaluates_on_training_rows() -> None:
     frame, _ = synthetic(n=200, seed=5)
-    spec = GbmTrainingSpec(label="y", params=lightgbm_params({"numIterations": 5}), validation_fraction=0.0)
+    spec = GbmTrainingSpec(label="y", params=GbmParams(num_iterations=5), validation_fraction=0.0)
     m = LightGbmTrainer().train(PolarsDataset(frame), spec, no_progress).metrics
     assert (m.evaluated_on, m.training_samples, m.validation_samples) == ("training", 200, 0)
 
@@ -421,7 +415,7 @@ def test_early_stopping_needs_a_validation_split() -> None:
     spec = GbmTrainingSpec(label="y", validation_fraction=0.0, early_stopping_rounds=3)
     with pytest.raises(ValidationFailed) as caught:
         LightGbmTrainer().train(PolarsDataset(frame), spec, no_progress)
-    assert _fields(caught.value) == ["earlyStoppingRounds"]
+    assert _fields(caught.value) == ["early_stopping_rounds"]
 
 
 def test_single_class_is_insufficient_data() -> None:
@@ -447,7 +441,7 @@ def test_native_categorical_training_scores_like_its_metrics() -> None:
     spec = GbmTrainingSpec(
         label="y",
         categorical_encoding=CategoricalEncoding.NATIVE,
-        params=lightgbm_params({"numIterations": 20, "minDataPerGroup": 10, "catSmooth": 1.0}),
+        params=GbmParams(num_iterations=20, min_data_per_group=10, cat_smooth=1.0),
     )
     outcome = LightGbmTrainer().train(PolarsDataset(frame), spec, no_progress)
     assert outcome.metrics.auc is not None and outcome.metrics.auc > 0.85

@@ -1,0 +1,103 @@
+"""LightGBM training on the wire: a `TrainGbmRequest` to its spec, an outcome to `TrainGbmResponse`.
+Shared by POST /train/gbm and the CLI's train-gbm."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from domain.gbm.training import (
+    CategoricalEncoding,
+    GbmParams,
+    GbmTrainingOutcome,
+    GbmTrainingSpec,
+    ParityFixture,
+    TrainingDurations,
+)
+from entrypoints import contract as c
+from entrypoints.presenters.wire import WireNames
+
+# Every field, `params` included (`params.num_leaves` -> `params.numLeaves`), is its camelCased spec name.
+GBM_NAMES = WireNames(spec_type=GbmTrainingSpec)
+
+_PARAM_OF_WIRE_NAME: dict[str, str] = {
+    GBM_NAMES.wire(f"params.{item.name}").removeprefix("params."): item.name
+    for item in dataclasses.fields(GbmParams)
+}
+
+
+def _names(items: list[Any] | None) -> tuple[str, ...] | None:
+    return None if items is None else tuple(item.root for item in items)
+
+
+def _params(given: c.GbmParams | None) -> GbmParams:
+    # Only what the caller set: for the rest, the spec's defaults are the ones that run.
+    if given is None:
+        return GbmParams()
+    return GbmParams(**{_PARAM_OF_WIRE_NAME[name]: getattr(given, name) for name in given.model_fields_set})
+
+
+def training_spec(body: c.TrainGbmRequest) -> GbmTrainingSpec:
+    return GbmTrainingSpec(
+        label=body.label,
+        features=_names(body.features),
+        id_field=body.idField,
+        categorical_features=_names(body.categoricalFeatures),
+        categorical_encoding=CategoricalEncoding(body.categoricalEncoding),
+        max_categories=body.maxCategories,
+        params=_params(body.params),
+        validation_fraction=body.validationFraction,
+        early_stopping_rounds=body.earlyStoppingRounds,
+        include_parity_fixture=body.includeParityFixture,
+    )
+
+
+def _durations(stages: TrainingDurations, parse_ms: float, total_ms: float) -> dict[str, float]:
+    durations = {
+        "parse": parse_ms,
+        "prepare": stages.prepare,
+        "train": stages.train,
+        "evaluate": stages.evaluate,
+        "dump": stages.dump,
+    }
+    if stages.parity_fixture is not None:
+        durations["parityFixture"] = stages.parity_fixture
+    durations["total"] = total_ms
+    return durations
+
+
+def _parity_fixture(fixture: ParityFixture) -> dict[str, Any]:
+    return {"rows": list(fixture.rows), "rawScores": list(fixture.raw_scores), "scores": list(fixture.scores)}
+
+
+def training_response(outcome: GbmTrainingOutcome, parse_ms: float, total_ms: float) -> dict[str, Any]:
+    """The TrainGbmResponse document. `modelState` (thousands of nodes) and `parityFixture` are plain
+    documents passed through: validating them with pydantic would cost a noticeable share of a training."""
+    m = outcome.metrics
+    metrics = c.GbmMetrics(
+        auc=m.auc,
+        logloss=m.logloss,
+        accuracy=m.accuracy,
+        precision=m.precision,
+        recall=m.recall,
+        trainingSamples=m.training_samples,
+        validationSamples=m.validation_samples,
+        positiveRate=m.positive_rate,
+        bestIteration=m.best_iteration,
+        numTrees=m.num_trees,
+        evaluatedOn=m.evaluated_on,
+    )
+    response: dict[str, Any] = {
+        "modelState": outcome.model_state,
+        "metrics": metrics.model_dump(),
+        "featureImportance": [
+            c.FeatureImportanceItem(field=f.field, importance=f.importance, selected=f.selected).model_dump()
+            for f in outcome.feature_importance
+        ],
+        "durationMs": _durations(outcome.durations_ms, parse_ms, total_ms),
+        "library": c.Library(name="lightgbm", version=outcome.library_version).model_dump(),
+        "warnings": list(outcome.warnings),
+    }
+    if outcome.parity_fixture is not None:
+        response["parityFixture"] = _parity_fixture(outcome.parity_fixture)
+    return response
