@@ -35,8 +35,9 @@ class _Entry:
 
 
 def _detached_json(result: Mapping[str, Any]) -> dict[str, Any]:
-    """A JSON round trip of `result`: the fake then accepts exactly what the real stores accept
-    and later mutations by the caller do not reach the stored job."""
+    """A JSON round trip of `result`, kept for parity, not for JSON safety: the fake refuses what
+    the real stores refuse, hands back what they hand back (lists for tuples), and a caller that
+    mutates its dict after `finish` does not change the stored job."""
     data: dict[str, Any] = orjson.loads(encode_result(result))
     return data
 
