@@ -13,7 +13,6 @@ rejected with ValidationFailed.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,15 +27,11 @@ from adapters.job_json import encode_result
 from adapters.postgres.engine import job_store_url
 from adapters.postgres.errors import job_store_error, reason
 from adapters.postgres.job_table import ACTIVE, job_from_row, job_table, jsonb, new_row
+from adapters.system_clock import SystemClock
 from application.errors import DependencyUnavailable, WorkerLost
 from application.ports import Clock, JobStore
 from domain.errors import IllegalTransition, NotFound, ValidationFailed
 from domain.jobs import Job, JobFailure, JobStatus, check_outcome
-
-
-class _SystemClock(Clock):
-    def now(self) -> float:
-        return time.time()
 
 
 class PostgresJobStore(JobStore):
@@ -64,7 +59,7 @@ class PostgresJobStore(JobStore):
             raise ValueError("job TTLs must be positive")
         self._result_ttl = float(result_ttl_seconds)
         self._failure_ttl = float(failure_ttl_seconds)
-        self._clock: Clock = clock or _SystemClock()
+        self._clock: Clock = clock or SystemClock()
         self._jobs = job_table(schema, table)
         self._table = self._jobs.table
         self._engine = create_async_engine(
