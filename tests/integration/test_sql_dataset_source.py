@@ -25,7 +25,8 @@ from sqlalchemy.engine import make_url
 from tcp_proxy import TcpProxy
 
 from adapters.frames import PolarsDataset
-from adapters.postgres.table_source import SqlDatasetSource, asyncpg_engine_target, schema_from_url
+from adapters.postgres.engine import asyncpg_engine_target, schema_from_url
+from adapters.postgres.table_source import SqlDatasetSource
 from application.errors import DependencyUnavailable, PayloadTooLarge
 from domain.data import ColumnKind, InlineRows, TableRef
 from domain.errors import ValidationFailed

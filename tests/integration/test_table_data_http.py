@@ -168,6 +168,17 @@ async def test_hostile_names_are_422_and_the_table_survives(
     assert await _table_exists(seeded)
 
 
+async def test_error_fields_name_the_data_paths_as_the_request_wrote_them(
+    client: httpx.AsyncClient, seeded: str
+) -> None:
+    # The caller's own names stay as written, even one that spells a spec field (`id_field`).
+    data = {"table": TABLE, "columns": ["income", "shoe_size"], "filters": {"id_field": 1}}
+    answer = await client.post("/train/gbm", json={"data": data, "label": "converted"})
+    assert answer.status_code == 422, answer.text
+    fields = [d["field"] for d in answer.json()["error"]["details"]]
+    assert fields == ["data.columns[1]", "data.filters.id_field"]
+
+
 async def test_database_down_is_503_and_the_worker_recovers(seeded: str) -> None:
     parts = make_url(seeded)
     proxy = TcpProxy(parts.host or "127.0.0.1", parts.port or 5432)

@@ -3,8 +3,8 @@
 Every transition is a single `UPDATE ... WHERE status IN (<states it may leave>) RETURNING`: the
 row lock makes the check and the write atomic, so of a cancel and a completion racing, the second
 matches no row and reports an illegal transition. Finished rows get `expires_at`; reads ignore rows
-past it and `purge_expired` deletes them. Times are float epoch seconds in DOUBLE PRECISION
-columns, which round-trip a Python float exactly.
+past it and `purge_expired` deletes them. The table, its migration and the row mapping are in
+`job_table`; driver errors are translated in `errors`.
 
 Known limit: PostgreSQL text and JSONB cannot hold U+0000; a message or result containing it is
 rejected with ValidationFailed.
@@ -13,81 +13,25 @@ rejected with ValidationFailed.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-import asyncpg
 import orjson
-from sqlalchemy import (
-    CheckConstraint,
-    Column,
-    ColumnElement,
-    Double,
-    Index,
-    MetaData,
-    Row,
-    Table,
-    Text,
-    and_,
-    case,
-    cast,
-    delete,
-    func,
-    literal,
-    or_,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import ColumnElement, Text, and_, case, delete, func, literal, or_, select, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import JSONB, insert
-from sqlalchemy.engine import make_url
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
-from sqlalchemy.schema import CreateIndex, CreateSchema, CreateTable
 
 from adapters.job_json import encode_result
+from adapters.postgres.engine import job_store_url
+from adapters.postgres.errors import job_store_error, reason
+from adapters.postgres.job_table import ACTIVE, job_from_row, job_table, jsonb, new_row
+from adapters.system_clock import SystemClock
 from application.errors import DependencyUnavailable, WorkerLost
 from application.ports import Clock, JobStore
 from domain.errors import IllegalTransition, NotFound, ValidationFailed
-from domain.jobs import ACTIVE_STATES, Job, JobFailure, JobStatus, check_outcome
-
-_ACTIVE = sorted(s.value for s in ACTIVE_STATES)
-_STATUSES = ", ".join(f"'{s.value}'" for s in JobStatus)
-
-# SQLSTATE classes that mean the database cannot serve us (connection, auth, resources, shutdown,
-# unknown database), as opposed to a bad statement or value.
-_UNAVAILABLE_CLASSES = ("08", "28", "53", "57", "3D")
-
-
-class _SystemClock(Clock):
-    def now(self) -> float:
-        return time.time()
-
-
-def _asyncpg_url(url: str) -> str:
-    parsed = make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+asyncpg")
-    if parsed.drivername != "postgresql+asyncpg":
-        raise ValueError(f"the PostgreSQL job store needs a postgresql:// URL, not {parsed.drivername}://")
-    return parsed.render_as_string(hide_password=False)
-
-
-def _lock_key(schema: str, table: str) -> int:
-    """A stable signed 64-bit key for pg_advisory_xact_lock, one per job table."""
-    digest = hashlib.blake2b(f"ml-worker-jobs:{schema}.{table}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-def _sqlstate(exc: BaseException) -> str:
-    for candidate in (exc, getattr(exc, "orig", None)):
-        state = getattr(candidate, "sqlstate", None)
-        if isinstance(state, str):
-            return state
-    return ""
+from domain.jobs import Job, JobFailure, JobStatus, check_outcome
 
 
 class PostgresJobStore(JobStore):
@@ -113,13 +57,13 @@ class PostgresJobStore(JobStore):
     ) -> None:
         if result_ttl_seconds <= 0 or failure_ttl_seconds <= 0:
             raise ValueError("job TTLs must be positive")
-        self._schema = schema
         self._result_ttl = float(result_ttl_seconds)
         self._failure_ttl = float(failure_ttl_seconds)
-        self._clock: Clock = clock or _SystemClock()
-        self._lock_key = _lock_key(schema, table)
+        self._clock: Clock = clock or SystemClock()
+        self._jobs = job_table(schema, table)
+        self._table = self._jobs.table
         self._engine = create_async_engine(
-            _asyncpg_url(url),
+            job_store_url(url),
             connect_args={
                 "timeout": connect_timeout_seconds,
                 "command_timeout": command_timeout_seconds,
@@ -131,34 +75,6 @@ class PostgresJobStore(JobStore):
             pool_pre_ping=True,
             json_deserializer=orjson.loads,
         )
-        metadata = MetaData(schema=schema)
-        self._table = Table(
-            table,
-            metadata,
-            Column("id", Text, primary_key=True),
-            Column("type", Text, nullable=False),
-            Column("status", Text, nullable=False),
-            Column("created_at", Double, nullable=False),
-            Column("progress", Double, nullable=False),
-            Column("message", Text, nullable=False),
-            Column("started_at", Double),
-            Column("finished_at", Double),
-            Column("result", JSONB),
-            Column("error_code", Text),
-            Column("error_message", Text),
-            Column("owner", Text),
-            Column("lease_expires_at", Double),
-            # Set on finish; NULL while the job is active.
-            Column("expires_at", Double),
-            CheckConstraint(f"status IN ({_STATUSES})", name=f"{table}_status_check"),
-        )
-        t = self._table
-        self._indexes = [
-            # Reaping scans only active jobs by lease; purging only finished ones by expiry.
-            Index(f"{table}_lease_idx", t.c.lease_expires_at, postgresql_where=t.c.status.in_(_ACTIVE)),
-            Index(f"{table}_expires_idx", t.c.expires_at, postgresql_where=t.c.expires_at.is_not(None)),
-        ]
-        self._summary = [c for c in t.c if c.name != "result"]
         self._migrated = False
         self._migrate_lock = asyncio.Lock()
 
@@ -182,27 +98,12 @@ class PostgresJobStore(JobStore):
         if job.status is not JobStatus.QUEUED:
             raise ValidationFailed(f"a new job must be queued, not {job.status.value}")
         t = self._table
-        values: dict[str, Any] = {
-            "id": job.id,
-            "type": job.type,
-            "status": job.status.value,
-            "created_at": job.created_at,
-            "progress": job.progress,
-            "message": job.message,
-            "started_at": job.started_at,
-            "finished_at": job.finished_at,
-            "result": None if job.result is None else _jsonb(encode_result(job.result)),
-            "error_code": None if job.error is None else job.error.code,
-            "error_message": None if job.error is None else job.error.message,
-            "owner": job.owner,
-            "lease_expires_at": job.lease_expires_at,
-            "expires_at": None,
-        }
-        new_row = insert(t).values(values)
+        values = new_row(job, None if job.result is None else encode_result(job.result))
+        inserted_row = insert(t).values(values)
         # An expired row not yet purged no longer exists for readers, so its id may be reused.
-        stmt = new_row.on_conflict_do_update(
+        stmt = inserted_row.on_conflict_do_update(
             index_elements=[t.c.id],
-            set_={name: new_row.excluded[name] for name in values if name != "id"},
+            set_={name: inserted_row.excluded[name] for name in values if name != "id"},
             where=and_(t.c.expires_at.is_not(None), t.c.expires_at <= self._clock.now()),
         ).returning(t.c.id)
         await self._ready()
@@ -215,7 +116,7 @@ class PostgresJobStore(JobStore):
         await self._ready()
         async with self._connection() as conn:
             row = (await conn.execute(select(self._table).where(self._live(job_id)))).first()
-        return None if row is None else _job(row)
+        return None if row is None else job_from_row(row)
 
     async def start_job(self, job_id: str, *, owner: str, now: float, lease_seconds: float) -> Job:
         t = self._table
@@ -236,7 +137,7 @@ class PostgresJobStore(JobStore):
             if row is None:
                 await self._raise_refused(conn, job_id, JobStatus.RUNNING)
         assert row is not None
-        return _job(row)
+        return job_from_row(row)
 
     async def heartbeat(
         self,
@@ -260,7 +161,7 @@ class PostgresJobStore(JobStore):
             values["progress"] = case((running, func.greatest(t.c.progress, clamped)), else_=t.c.progress)
         if message is not None:
             values["message"] = case((running, literal(message, Text)), else_=t.c.message)
-        stmt = update(t).where(t.c.id == job_id, t.c.status.in_(_ACTIVE)).values(values).returning(*t.c)
+        stmt = update(t).where(t.c.id == job_id, t.c.status.in_(ACTIVE)).values(values).returning(*t.c)
         await self._ready()
         async with self._connection() as conn:
             row = (await conn.execute(stmt)).first()
@@ -269,7 +170,7 @@ class PostgresJobStore(JobStore):
                 row = (await conn.execute(select(t).where(self._live(job_id)))).first()
         if row is None:
             raise NotFound(f"job {job_id!r} not found")
-        return _job(row)
+        return job_from_row(row)
 
     async def finish(
         self,
@@ -292,16 +193,16 @@ class PostgresJobStore(JobStore):
         }
         if encoded is not None:
             values["progress"] = 1.0
-            values["result"] = _jsonb(encoded)
+            values["result"] = jsonb(encoded)
         if error is not None:
             values["error_code"] = error.code
             values["error_message"] = error.message
         # The result is not read back: it can be megabytes, and the caller holds it already.
         stmt = (
             update(t)
-            .where(t.c.id == job_id, t.c.status.in_(_ACTIVE))
+            .where(t.c.id == job_id, t.c.status.in_(ACTIVE))
             .values(values)
-            .returning(*self._summary)
+            .returning(*self._jobs.summary)
         )
         await self._ready()
         async with self._connection() as conn:
@@ -309,13 +210,13 @@ class PostgresJobStore(JobStore):
             if row is None:
                 await self._raise_refused(conn, job_id, status)
         assert row is not None
-        return _job(row, None if encoded is None else orjson.loads(encoded))
+        return job_from_row(row, None if encoded is None else orjson.loads(encoded))
 
     async def reap_expired_leases(self, *, now: float) -> list[Job]:
         t = self._table
         stmt = (
             update(t)
-            .where(t.c.status.in_(_ACTIVE), t.c.lease_expires_at < now)
+            .where(t.c.status.in_(ACTIVE), t.c.lease_expires_at < now)
             .values(
                 status=JobStatus.FAILED.value,
                 finished_at=now,
@@ -329,7 +230,7 @@ class PostgresJobStore(JobStore):
         await self._ready()
         async with self._connection() as conn:
             rows = (await conn.execute(stmt)).all()
-        return [_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
 
     async def purge_expired(self, *, now: float) -> int:
         t = self._table
@@ -360,24 +261,13 @@ class PostgresJobStore(JobStore):
                     # Reachable but unusable (no privilege to create the table, ...): for /health
                     # and callers that is the same as down, and the reason says why.
                     raise DependencyUnavailable(
-                        f"PostgreSQL job table cannot be prepared: {_reason(exc)}"
+                        f"PostgreSQL job table cannot be prepared: {reason(exc)}"
                     ) from exc
                 self._migrated = True
 
     async def _migrate(self) -> None:
         async with self._connection() as conn:
-            # Replicas starting together would race on the catalogue (CREATE ... IF NOT EXISTS is
-            # not safe concurrently); the transaction-scoped lock serialises them.
-            await conn.execute(select(func.pg_advisory_xact_lock(self._lock_key)))
-            exists = await conn.execute(
-                text("SELECT 1 FROM pg_namespace WHERE nspname = :schema"), {"schema": self._schema}
-            )
-            # Checked first: CREATE SCHEMA IF NOT EXISTS still needs the CREATE privilege.
-            if exists.first() is None:
-                await conn.execute(CreateSchema(self._schema, if_not_exists=True))
-            await conn.execute(CreateTable(self._table, if_not_exists=True))
-            for index in self._indexes:
-                await conn.execute(CreateIndex(index, if_not_exists=True))
+            await self._jobs.migrate(conn)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
@@ -385,50 +275,8 @@ class PostgresJobStore(JobStore):
         try:
             async with self._engine.begin() as conn:
                 yield conn
-        except (OSError, TimeoutError, sa_exc.TimeoutError) as exc:
-            raise DependencyUnavailable(f"PostgreSQL is unavailable: {_reason(exc)}") from exc
-        except (sa_exc.DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            state = _sqlstate(exc)
-            invalidated = isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
-            if (
-                invalidated
-                or isinstance(exc, sa_exc.InterfaceError | asyncpg.InterfaceError)
-                or state.startswith(_UNAVAILABLE_CLASSES)
-            ):
-                raise DependencyUnavailable(f"PostgreSQL is unavailable: {_reason(exc)}") from exc
-            if state.startswith("22"):
-                # Class 22 is a value PostgreSQL cannot store (e.g. U+0000 in text or JSONB).
-                raise ValidationFailed(f"the job store cannot keep this value: {_reason(exc)}") from exc
-            raise
-
-
-def _reason(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)
-    cause = orig if orig is not None else exc
-    said = str(cause).strip()
-    # Timeouts carry no message; the exception's name is the reason then.
-    return said.splitlines()[0] if said else type(cause).__name__
-
-
-def _jsonb(encoded: bytes) -> ColumnElement[Any]:
-    # Sent as text and cast by the server: the JSON is already encoded (and validated) once, here.
-    return cast(literal(encoded.decode("utf-8"), Text), JSONB)
-
-
-def _job(row: Row[Any], result: Mapping[str, Any] | None = None) -> Job:
-    m = row._mapping
-    stored = m.get("result", result)
-    return Job(
-        id=m["id"],
-        type=m["type"],
-        status=JobStatus(m["status"]),
-        created_at=m["created_at"],
-        progress=m["progress"],
-        message=m["message"],
-        started_at=m["started_at"],
-        finished_at=m["finished_at"],
-        result=stored,
-        error=None if m["error_code"] is None else JobFailure(m["error_code"], m["error_message"] or ""),
-        owner=m["owner"],
-        lease_expires_at=m["lease_expires_at"],
-    )
+        except Exception as exc:
+            translated = job_store_error(exc)
+            if translated is None:
+                raise
+            raise translated from exc
