@@ -25,6 +25,11 @@ class ValidationFailed(WorkerError):
     code = "VALIDATION_ERROR"
 
 
+class InvalidData(ValidationFailed):
+    """The data itself is wrong (mixed types, nested values, ragged columns): its details name the
+    caller's own columns as written, never a spec field, so no presenter renames them."""
+
+
 class InsufficientData(WorkerError):
     """The data is valid but too small or too uniform for the analysis asked."""
 

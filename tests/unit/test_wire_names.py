@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from domain.errors import InsufficientData, ValidationFailed, field_error
+from domain.errors import InsufficientData, InvalidData, ValidationFailed, field_error
 from entrypoints.presenters.wire import WireNames, json_ready
 
 
@@ -59,3 +59,8 @@ def test_rewriting_leaves_the_original_error_untouched() -> None:
 def test_json_ready_turns_non_finite_numbers_into_null_and_keeps_the_rest() -> None:
     document = {"a": float("nan"), "b": [1.5, float("inf"), (2, "x")], "c": {"d": None, "e": True}}
     assert json_ready(document) == {"a": None, "b": [1.5, None, [2, "x"]], "c": {"d": None, "e": True}}
+
+
+def test_the_callers_column_names_in_a_data_error_are_never_renamed() -> None:
+    error = InvalidData("column `customer_id` has mixed types", [field_error("min_clusters", "mixed types")])
+    assert NAMES.error(error) is error

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain.errors import WorkerError
+from domain.errors import InvalidData, WorkerError
 
 _BACKTICKED = re.compile(r"`([A-Za-z_][A-Za-z0-9_.]*)`")
 
@@ -72,7 +72,10 @@ class WireNames:
         return _BACKTICKED.sub(lambda m: f"`{self.wire(m.group(1))}`", text)
 
     def error(self, error: WorkerError) -> WorkerError:
-        """The same error with its message and its details (field and message) in wire names."""
+        """The same error with its message and its details (field and message) in wire names. An
+        InvalidData names the caller's columns, which are never renamed."""
+        if isinstance(error, InvalidData):
+            return error
         renamed = type(error).__new__(type(error))
         renamed.__dict__.update(error.__dict__)
         WorkerError.__init__(renamed, self.message(error.message), [self._detail(d) for d in error.details])
