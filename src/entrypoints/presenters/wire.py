@@ -75,14 +75,16 @@ class WireNames:
         """The same error with its details and message in wire names."""
         renamed = type(error).__new__(type(error))
         renamed.__dict__.update(error.__dict__)
-        WorkerError.__init__(
-            renamed,
-            self.message(error.message),
-            [
-                {**detail, "field": self.wire(str(detail["field"]))} if "field" in detail else detail
-                for detail in error.details
-            ],
-        )
+        WorkerError.__init__(renamed, self.message(error.message), [self._detail(d) for d in error.details])
+        return renamed
+
+    def _detail(self, detail: dict[str, Any]) -> dict[str, Any]:
+        # A detail's message may name another field too ("must be <= `max_clusters`").
+        renamed = dict(detail)
+        if "field" in renamed:
+            renamed["field"] = self.wire(str(renamed["field"]))
+        if isinstance(renamed.get("message"), str):
+            renamed["message"] = self.message(renamed["message"])
         return renamed
 
 
