@@ -8,6 +8,7 @@ import dataclasses
 import json
 from typing import Any
 
+import pydantic
 import pytest
 
 from domain.data import ColumnKind
@@ -72,6 +73,13 @@ def test_every_request_field_reaches_the_spec() -> None:
         silhouette_sample_size=2000,
         max_categories=4,
     )
+
+
+def test_the_contract_takes_a_silhouette_sample_up_to_20000_and_refuses_more() -> None:
+    # The contract used to allow 100,000, which the engine then refused: the domain's bound now rules.
+    assert segmentation_spec(_request(silhouetteSampleSize=20_000)).silhouette_sample_size == 20_000
+    with pytest.raises(pydantic.ValidationError, match="silhouetteSampleSize"):
+        _request(silhouetteSampleSize=20_001)
 
 
 def test_errors_name_the_request_fields() -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.segmentation import ENGINE_FIELDS, SegmentationSpec
+from entrypoints.presenters.segmentation import SEGMENTATION_NAMES
 from entrypoints.presenters.wire import WireNames
 
 
@@ -18,4 +20,6 @@ class RequestSpec:
     internal: frozenset[str] = frozenset()
 
 
-REQUEST_SPECS: list[RequestSpec] = []
+REQUEST_SPECS: list[RequestSpec] = [
+    RequestSpec("SegmentsRequest", SegmentationSpec, SEGMENTATION_NAMES, internal=ENGINE_FIELDS),
+]
