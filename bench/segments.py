@@ -67,7 +67,7 @@ def _engine(rows: int) -> dict[str, object]:
     return {
         "seconds": seconds,
         "cpu": cpu,
-        "k": result["k"],
+        "k": result.k,
         "ari": float(adjusted_rand_score(truth, labels)),
     }
 

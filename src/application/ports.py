@@ -12,7 +12,7 @@ from domain.gbm.training import GbmTrainingOutcome, GbmTrainingSpec
 from domain.jobs import Job, JobFailure, JobStatus
 from domain.policies import PolicySpec
 from domain.progress import ProgressReporter
-from domain.segmentation import SegmentationSpec
+from domain.segmentation import SegmentationResult, SegmentationSpec
 
 R = TypeVar("R")
 # The frame type a data source produces and the computations read. The ports name it as a type
@@ -179,8 +179,9 @@ class Segmenter(Protocol[F_in]):
 
     def segment(
         self, dataset: Dataset[F_in], spec: SegmentationSpec, progress: ProgressReporter
-    ) -> dict[str, Any]:
-        """The JSON-able result of the SegmentationResult schema in openapi.yaml."""
+    ) -> SegmentationResult:
+        """Segment the rows of a dataset whose spec the use case has checked; raise InsufficientData
+        or ValidationFailed for what only the data shows."""
         ...
 
 

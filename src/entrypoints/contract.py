@@ -647,7 +647,7 @@ class SegmentsRequest(BaseModel):
     minClusters: Annotated[int, Field(ge=2, le=50)] = 2
     maxClusters: Annotated[int, Field(ge=2, le=50)] = 8
     randomState: Annotated[int, Field(ge=0, le=2147483647)] = 42
-    silhouetteSampleSize: Annotated[int, Field(ge=100, le=100000)] = 10000
+    silhouetteSampleSize: Annotated[int, Field(ge=100, le=20000)] = 10000
     maxCategories: Annotated[int, Field(ge=1, le=100)] = 10
     eps: Annotated[
         float | None, Field(description='DBSCAN radius; null estimates it.', gt=0.0)

@@ -1,4 +1,5 @@
-"""Every analysis result matches its schema in openapi.yaml (what the platform reads from /status)."""
+"""Every analysis result, as presented, matches its schema in openapi.yaml (what the platform reads from
+/status)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from adapters.segmentation.segmenter import SklearnSegmenter
 from domain.content import ContentSpec
 from domain.policies import PolicySpec
 from domain.segmentation import SegmentationSpec
+from entrypoints.presenters.jobs import JobResultPresenter
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,7 +51,8 @@ def test_segmentation_results_match_the_schema(algorithm: str) -> None:
     income = [None if i % 40 == 0 else float(v) for i, v in enumerate(x[:, 0])]
     frame = pl.DataFrame({"income": income, "age": x[:, 1], "score": x[:, 2], "region": region})
     spec = SegmentationSpec(fields=("income", "age", "score", "region"), algorithm=algorithm, max_clusters=5)
-    _check("SegmentationResult", SklearnSegmenter().segment(PolarsDataset(frame), spec, _nothing))
+    result = SklearnSegmenter().segment(PolarsDataset(frame), spec, _nothing)
+    _check("SegmentationResult", dict(JobResultPresenter().present(result)))
 
 
 def test_policy_results_match_the_schema() -> None:

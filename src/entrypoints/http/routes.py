@@ -24,6 +24,7 @@ from entrypoints.http.responses import JsonResponse
 from entrypoints.presenters import commands as mapping
 from entrypoints.presenters import gbm
 from entrypoints.presenters.jobs import job_view
+from entrypoints.presenters.segmentation import SEGMENTATION_NAMES, segmentation_spec
 
 M = TypeVar("M", bound=BaseModel)
 CAPABILITIES = ["policy_analysis", "segmentation", "content_analysis", "gbm_training"]
@@ -150,9 +151,10 @@ async def _submit(
 
 
 async def analyze_segments(request: Request) -> Response:
+    request.state.wire_names = SEGMENTATION_NAMES
     body = await _parse(request, c.SegmentsRequest)
     return await _submit(
-        request, _services(request).segment_customers, body.data, mapping.segmentation_spec(body), body
+        request, _services(request).segment_customers, body.data, segmentation_spec(body), body
     )
 
 

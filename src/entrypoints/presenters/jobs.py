@@ -10,14 +10,20 @@ from typing import Any
 from application.ports import ResultPresenter
 from domain.errors import WorkerError
 from domain.jobs import EchoedResult, Job, JobFailure, RequestEcho
+from domain.segmentation import SegmentationResult
+from entrypoints.presenters.segmentation import SEGMENTATION_NAMES, present_segmentation
 from entrypoints.presenters.wire import WireNames, json_ready
 
 Present = Callable[[Any], Mapping[str, Any]]
 
 # Result type -> its presenter.
-RESULT_PRESENTERS: dict[type, Present] = {}
+RESULT_PRESENTERS: dict[type, Present] = {
+    SegmentationResult: present_segmentation,
+}
 # Job type -> how its request spells the spec fields that a failure message names.
-JOB_NAMES: dict[str, WireNames] = {}
+JOB_NAMES: dict[str, WireNames] = {
+    "segmentation": SEGMENTATION_NAMES,
+}
 
 
 def present_result(result: object) -> Mapping[str, Any]:

@@ -7,7 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.gbm.training import GbmTrainingSpec
+from domain.segmentation import ENGINE_FIELDS, SegmentationSpec
 from entrypoints.presenters.gbm import GBM_NAMES
+from entrypoints.presenters.segmentation import SEGMENTATION_NAMES
 from entrypoints.presenters.wire import WireNames
 
 
@@ -22,4 +24,5 @@ class RequestSpec:
 
 REQUEST_SPECS: list[RequestSpec] = [
     RequestSpec(schema="TrainGbmRequest", spec_type=GbmTrainingSpec, names=GBM_NAMES),
+    RequestSpec("SegmentsRequest", SegmentationSpec, SEGMENTATION_NAMES, internal=ENGINE_FIELDS),
 ]

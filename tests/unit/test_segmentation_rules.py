@@ -1,4 +1,5 @@
-"""The pure part of segmentation: request validation, the choice of k, and the naming rules."""
+"""The rules of segmentation that need no data library: what a request may ask (spec fields named in
+errors), the choice of k, and how segments are named."""
 
 from __future__ import annotations
 
@@ -40,6 +41,21 @@ def test_a_valid_spec_passes() -> None:
     validate_segmentation_spec(SegmentationSpec(algorithm="dbscan", eps=0.5, min_samples=5), SCHEMA, 1)
 
 
+def test_the_edges_of_each_range_are_allowed() -> None:
+    edges = SegmentationSpec(
+        min_clusters=50,
+        max_clusters=50,
+        random_state=2**31 - 1,
+        silhouette_sample_size=20_000,
+        max_categories=100,
+        fit_sample_size=1000,
+        dbscan_sample_size=1000,
+    )
+    validate_segmentation_spec(edges, SCHEMA, 100)
+    low = SegmentationSpec(random_state=0, silhouette_sample_size=100, max_categories=1, min_samples=1)
+    validate_segmentation_spec(low, SCHEMA, 100)
+
+
 @pytest.mark.parametrize(
     ("changes", "field", "words"),
     [
@@ -47,17 +63,20 @@ def test_a_valid_spec_passes() -> None:
         ({"fields": ("signup",)}, "fields[0]", "date/time"),
         ({"fields": ("income", "income")}, "fields[1]", "listed twice"),
         ({"fields": ()}, "fields", "at least one field"),
-        ({"min_clusters": 1}, "minClusters", ">= 2"),
-        ({"min_clusters": 6, "max_clusters": 5}, "minClusters", "<= maxClusters"),
-        ({"max_clusters": 51}, "maxClusters", "<= 50"),
+        ({"min_clusters": 1}, "min_clusters", "between 2 and 50"),
+        ({"min_clusters": 6, "max_clusters": 5}, "min_clusters", "<= `max_clusters`"),
+        ({"max_clusters": 51}, "max_clusters", "between 2 and 50"),
         ({"algorithm": "hdbscan"}, "algorithm", "kmeans, dbscan"),
         ({"algorithm": "dbscan", "eps": 0.0}, "eps", "> 0"),
         ({"algorithm": "dbscan", "eps": float("nan")}, "eps", "finite"),
-        ({"algorithm": "dbscan", "min_samples": 0}, "minSamples", ">= 1"),
-        ({"random_state": -1}, "randomState", "between"),
-        ({"random_state": 2**32}, "randomState", "between"),
-        ({"silhouette_sample_size": 50}, "silhouetteSampleSize", "between"),
-        ({"max_categories": 0}, "maxCategories", "between"),
+        ({"algorithm": "dbscan", "min_samples": 0}, "min_samples", ">= 1"),
+        ({"random_state": -1}, "random_state", "between 0 and 2147483647"),
+        ({"random_state": 2**31}, "random_state", "between 0 and 2147483647"),
+        ({"silhouette_sample_size": 50}, "silhouette_sample_size", "between 100 and 20000"),
+        ({"silhouette_sample_size": 20_001}, "silhouette_sample_size", "between 100 and 20000"),
+        ({"max_categories": 0}, "max_categories", "between 1 and 100"),
+        ({"fit_sample_size": 999}, "fit_sample_size", ">= 1000"),
+        ({"dbscan_sample_size": 999}, "dbscan_sample_size", ">= 1000"),
     ],
 )
 def test_each_bad_spec_names_its_field(changes: dict[str, Any], field: str, words: str) -> None:
@@ -71,7 +90,7 @@ def test_every_problem_is_reported_at_once() -> None:
     spec = SegmentationSpec(fields=("nope", "signup"), min_clusters=1, max_clusters=60)
     with pytest.raises(ValidationFailed) as caught:
         validate_segmentation_spec(spec, SCHEMA, 100)
-    assert set(_fields_in(caught.value)) >= {"fields[0]", "fields[1]", "minClusters", "maxClusters"}
+    assert set(_fields_in(caught.value)) >= {"fields[0]", "fields[1]", "min_clusters", "max_clusters"}
 
 
 def test_no_numeric_field_when_fields_is_null() -> None:

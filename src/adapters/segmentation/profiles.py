@@ -1,0 +1,156 @@
+"""Segment profiles: a fit's labels turned into the typed result, segments numbered by size, each
+with its centroid, its characteristics against the population, and its name.
+
+Segment values are computed on the data the model saw (imputed), in original units: a numeric centroid
+is the segment mean, a categorical centroid the share of each category in the segment. Characteristics
+compare segment and population per field: numeric by z-score (difference in population standard
+deviations), categorical by the lift (segment share / population share) of its most over-represented
+category. Distinguishing features rank fields by |z| (for a categorical field, the z of that
+category's indicator: (segment share - population share) / sqrt(p (1 - p))).
+
+numpy stops here: every number of the result is a Python int or float.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from adapters.segmentation.encoding import Encoded
+from adapters.segmentation.fit import Fit, Labels
+from domain.segmentation import (
+    OUTLIERS_ID,
+    OUTLIERS_NAME,
+    CategoricalCentroid,
+    CategoryShare,
+    Centroid,
+    Characteristic,
+    DistinguishingFeature,
+    FeatureSignal,
+    Imputation,
+    NumericCentroid,
+    Segment,
+    SegmentationResult,
+    SegmentationSpec,
+    name_segments,
+)
+
+DISTINGUISHING_TOP = 5
+
+
+def build_result(encoded: Encoded, spec: SegmentationSpec, fit: Fit) -> tuple[Labels, SegmentationResult]:
+    """Each row's segment id (as in the result; OUTLIERS_ID for noise) and the result."""
+    rows = encoded.matrix.shape[0]
+    raw_labels = fit.labels
+    clusters = sorted(int(c) for c in np.unique(raw_labels) if c != OUTLIERS_ID)
+    sizes = {c: int(np.count_nonzero(raw_labels == c)) for c in clusters}
+    # Ids follow size (largest first; ties by fit order) so that the same data always reads the same.
+    order = sorted(clusters, key=lambda c: (-sizes[c], c))
+    remap = np.full(max(clusters, default=0) + 2, OUTLIERS_ID, dtype=np.int64)
+    for new, old in enumerate(order):
+        remap[old] = new
+    labels = remap[raw_labels]  # -1 indexes the last entry, which stays OUTLIERS_ID
+    ids = list(range(len(order))) + ([OUTLIERS_ID] if (labels == OUTLIERS_ID).any() else [])
+
+    profiles = _profiles(encoded, labels, ids)
+    names = name_segments([p.signals for p in profiles if p.id != OUTLIERS_ID])
+    segments = tuple(
+        profile.segment(OUTLIERS_NAME if profile.id == OUTLIERS_ID else names[profile.id], rows)
+        for profile in profiles
+    )
+    result = SegmentationResult(
+        algorithm=spec.algorithm,
+        k=len(order),
+        silhouette=fit.silhouette,
+        row_count=int(rows),
+        fields_used=tuple(encoded.fields),
+        candidates=fit.candidates,
+        segments=segments,
+        imputed=tuple(Imputation(name, count) for name, count in encoded.imputed.items()),
+        warnings=(*encoded.warnings, *fit.warnings),
+        parameters=fit.parameters,
+    )
+    return labels, result
+
+
+@dataclass(frozen=True)
+class _Profile:
+    id: int
+    size: int
+    centroid: tuple[Centroid, ...]
+    characteristics: tuple[Characteristic, ...]
+    signals: tuple[FeatureSignal, ...]
+
+    def segment(self, name: str, rows: int) -> Segment:
+        ranked = sorted(self.signals, key=lambda s: (-abs(s.score), s.field))[:DISTINGUISHING_TOP]
+        features = tuple(DistinguishingFeature(s.field, s.score, s.category) for s in ranked)
+        return Segment(
+            id=self.id,
+            name=name,
+            size=self.size,
+            share=self.size / rows,
+            centroid=self.centroid,
+            characteristics=self.characteristics,
+            distinguishing_features=features,
+        )
+
+
+def _profiles(encoded: Encoded, labels: Labels, ids: Sequence[int]) -> list[_Profile]:
+    slots = len(ids)
+    # Outliers (-1) go to the last slot so one bincount covers every segment.
+    slot = np.where(labels == OUTLIERS_ID, slots - 1, labels)
+    sizes = np.bincount(slot, minlength=slots).astype(np.float64)
+    numeric_means = [
+        np.bincount(slot, weights=encoded.raw[:, j], minlength=slots) / sizes
+        for j in range(len(encoded.numeric))
+    ]
+    shares = []
+    for cat in encoded.categorical:
+        width = len(cat.categories)
+        counts = np.bincount(slot * width + cat.codes, minlength=slots * width).reshape(slots, width)
+        population = np.bincount(cat.codes, minlength=width) / len(cat.codes)
+        shares.append((counts / sizes[:, None], population))
+
+    profiles = []
+    for position, segment_id in enumerate(ids):
+        centroid: dict[str, Centroid] = {}
+        characteristics: dict[str, Characteristic] = {}
+        signals: list[FeatureSignal] = []
+        for j, name in enumerate(encoded.numeric):
+            value = float(numeric_means[j][position])
+            population_mean = float(encoded.mean[j])
+            z = (value - population_mean) / float(encoded.std[j])
+            centroid[name] = NumericCentroid(name, value)
+            characteristics[name] = Characteristic(name, value, population_mean, z, "z")
+            signals.append(FeatureSignal(name, z))
+        for cat, (segment_share, population) in zip(encoded.categorical, shares, strict=True):
+            here = segment_share[position]
+            centroid[cat.name] = CategoricalCentroid(
+                cat.name, tuple(CategoryShare(c, float(here[i])) for i, c in enumerate(cat.categories))
+            )
+            zs = (here - population) / np.sqrt(population * (1.0 - population))
+            # The most over-represented category says who is in the segment; an under-represented one
+            # ("few from the north") says little. Ties go to the first, most frequent, category.
+            top = int(np.argmax(zs))
+            category = cat.categories[top]
+            characteristics[cat.name] = Characteristic(
+                cat.name,
+                float(here[top]),
+                float(population[top]),
+                float(here[top] / population[top]),
+                "lift",
+                category,
+            )
+            signals.append(FeatureSignal(cat.name, float(zs[top]), category, float(here[top])))
+        profiles.append(
+            _Profile(
+                segment_id,
+                int(sizes[position]),
+                tuple(centroid[name] for name in encoded.fields),
+                tuple(characteristics[name] for name in encoded.fields),
+                tuple(signals),
+            )
+        )
+    return profiles
