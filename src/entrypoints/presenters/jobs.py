@@ -8,16 +8,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from application.ports import ResultPresenter
+from domain.content import ContentAnalysisResult
 from domain.errors import WorkerError
 from domain.jobs import EchoedResult, Job, JobFailure, RequestEcho
+from entrypoints.presenters.content import CONTENT_NAMES, present_content_analysis
 from entrypoints.presenters.wire import WireNames, json_ready
 
 Present = Callable[[Any], Mapping[str, Any]]
 
 # Result type -> its presenter.
-RESULT_PRESENTERS: dict[type, Present] = {}
+RESULT_PRESENTERS: dict[type, Present] = {
+    ContentAnalysisResult: present_content_analysis,
+}
 # Job type -> how its request spells the spec fields that a failure message names.
-JOB_NAMES: dict[str, WireNames] = {}
+JOB_NAMES: dict[str, WireNames] = {
+    "content_analysis": CONTENT_NAMES,
+}
 
 
 def present_result(result: object) -> Mapping[str, Any]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.content import ContentSpec
+from entrypoints.presenters.content import CONTENT_NAMES
 from entrypoints.presenters.wire import WireNames
 
 
@@ -18,4 +20,6 @@ class RequestSpec:
     internal: frozenset[str] = frozenset()
 
 
-REQUEST_SPECS: list[RequestSpec] = []
+REQUEST_SPECS: list[RequestSpec] = [
+    RequestSpec(schema="ContentRequest", spec_type=ContentSpec, names=CONTENT_NAMES),
+]
