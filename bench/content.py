@@ -116,9 +116,11 @@ def make_creatives(n: int, seed: int = 7) -> pl.DataFrame:
 
 
 def _one_run(n: int, untuned: bool) -> dict[str, object]:
-    from adapters.content.analyzer import ForestSettings, SklearnContentAnalyzer, thread_budget
+    from adapters.content.analyzer import SklearnContentAnalyzer
+    from adapters.content.forest import ForestSettings, thread_budget
     from adapters.frames import PolarsDataset
     from domain.content import ContentSpec
+    from entrypoints.presenters.content import present_content_analysis
 
     dataset = PolarsDataset(make_creatives(n))
     settings = ForestSettings()
@@ -132,11 +134,12 @@ def _one_run(n: int, untuned: bool) -> dict[str, object]:
     load = os.getloadavg()[0]
     cpu = time.process_time()
     start = time.perf_counter()
-    result = SklearnContentAnalyzer(settings).analyze(
+    analysis = SklearnContentAnalyzer(settings).analyze(
         dataset, ContentSpec(), lambda fraction, message="": reports.append(fraction)
     )
     seconds = time.perf_counter() - start
     cpu_seconds = time.process_time() - cpu
+    result = present_content_analysis(analysis)
     top = {t["term"]: t["direction"] for t in result["topTerms"][:10]}
     expected = {term: "helps" if m > 1 else "hurts" for term, m in PLANTED.items()}
     return {

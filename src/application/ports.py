@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
-from domain.content import ContentSpec
+from domain.content import ContentAnalysisResult, ContentSpec
 from domain.data import Dataset, DataSpec
 from domain.gbm.training import GbmTrainingOutcome, GbmTrainingSpec
 from domain.jobs import Job, JobFailure, JobStatus
@@ -196,8 +196,8 @@ class PolicyAnalyzer(Protocol[F_in]):
 class ContentAnalyzer(Protocol[F_in]):
     def analyze(
         self, dataset: Dataset[F_in], spec: ContentSpec, progress: ProgressReporter
-    ) -> dict[str, Any]:
-        """The JSON-able result of the ContentAnalysisResult schema in openapi.yaml."""
+    ) -> ContentAnalysisResult:
+        """The terms that move the target, channel and creative standings, the model's quality."""
         ...
 
 

@@ -389,6 +389,12 @@ class TopTerm(BaseModel):
     importance: float
     direction: Literal['helps', 'hurts', 'neutral']
     support: Annotated[int, Field(description='Creatives containing the term.')]
+    lift: Annotated[
+        float | None,
+        Field(
+            description='Channel-adjusted relative difference of the target between creatives with and without the term (0.25 = 25% higher); null when either side is empty.'
+        ),
+    ]
 
 
 class ChannelSummaryItem(BaseModel):
@@ -398,6 +404,11 @@ class ChannelSummaryItem(BaseModel):
     channel: str
     creatives: int
     impressions: float
+    clicks: float
+    conversions: float
+    revenue: Annotated[
+        float | None, Field(description='Null when the data has no revenue column.')
+    ]
     ctr: float | None
     cvr: float | None
     rpi: float | None
@@ -407,12 +418,41 @@ class Creative(BaseModel):
     model_config = ConfigDict(
         extra='allow',
     )
-    id: str | float
+    id: Annotated[
+        str | int,
+        Field(description='As sent when text or an integer; otherwise as text.'),
+    ]
+    channel: str
     ctr: float | None
     cvr: float | None
     rpi: float | None
     percentileInChannel: float | None
-    flags: list[str]
+    flags: list[Literal['low_volume', 'underperformer', 'top_performer']]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    target: Literal['ctr', 'cvr']
+    r2: Annotated[
+        float | None,
+        Field(
+            description='Weighted R2 of the relative target; null when it does not vary.'
+        ),
+    ]
+    r2Kind: Literal['holdout']
+    creatives: int
+    trainCreatives: int
+    holdoutCreatives: int
+    terms: int
+    trees: int
+    channelImportance: Annotated[
+        float,
+        Field(
+            description='Share of the importance that went to the channel indicators.'
+        ),
+    ]
 
 
 class Recommendation(BaseModel):
@@ -433,7 +473,10 @@ class ContentAnalysisResult(BaseModel):
     channelSummary: list[ChannelSummaryItem]
     creatives: list[Creative]
     model: Annotated[
-        dict[str, Any], Field(description='target, held-out r2 (r2Kind), sizes.')
+        Model,
+        Field(
+            description='How much of the within-channel spread of the target the text explains, and on what.'
+        ),
     ]
     excluded: dict[str, int]
     recommendations: list[Recommendation]

@@ -21,6 +21,7 @@ from adapters.segmentation.segmenter import SklearnSegmenter
 from domain.content import ContentSpec
 from domain.policies import PolicySpec
 from domain.segmentation import SegmentationSpec
+from entrypoints.presenters.content import present_content_analysis
 from entrypoints.presenters.jobs import JobResultPresenter
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,4 +109,4 @@ def test_content_results_match_the_schema() -> None:
         }
     )
     result = SklearnContentAnalyzer().analyze(PolarsDataset(frame), ContentSpec(), _nothing)
-    _check("ContentAnalysisResult", result)
+    _check("ContentAnalysisResult", present_content_analysis(result))

@@ -23,6 +23,7 @@ from entrypoints.http.errors import Unauthorized
 from entrypoints.http.responses import JsonResponse
 from entrypoints.presenters import commands as mapping
 from entrypoints.presenters import gbm
+from entrypoints.presenters.content import CONTENT_NAMES, content_spec
 from entrypoints.presenters.jobs import job_view
 from entrypoints.presenters.segmentation import SEGMENTATION_NAMES, segmentation_spec
 
@@ -166,10 +167,9 @@ async def analyze_policies(request: Request) -> Response:
 
 
 async def analyze_content(request: Request) -> Response:
+    request.state.wire_names = CONTENT_NAMES
     body = await _parse(request, c.ContentRequest)
-    return await _submit(
-        request, _services(request).analyze_content, body.data, mapping.content_spec(body), body
-    )
+    return await _submit(request, _services(request).analyze_content, body.data, content_spec(body), body)
 
 
 async def get_job_status(request: Request, job_id: str) -> Response:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from domain.content import ContentSpec
 from domain.data import DataSpec, InlineColumns, InlineRows, TableRef
 from domain.policies import ContactCaps, PolicySpec
 from entrypoints import contract as c
+
+# cli.py still imports content_spec from here; it lives in presenters/content.py.
+from entrypoints.presenters.content import content_spec as content_spec
 
 # Until the CLI imports them from entrypoints.presenters.gbm (then delete these two lines).
 from entrypoints.presenters.gbm import training_response as training_response
@@ -59,21 +61,3 @@ def policy_spec(body: c.PoliciesRequest) -> PolicySpec:
         random_state=body.randomState,
         alpha=body.alpha,
     )
-
-
-def content_spec(body: c.ContentRequest) -> ContentSpec:
-    fields = body.fieldMap or c.FieldMap1()
-    return ContentSpec(
-        id_field=fields.id,
-        channel_field=fields.channel,
-        text_fields=_names(body.textFields) or (),
-        impressions_field=fields.impressions,
-        clicks_field=fields.clicks,
-        conversions_field=fields.conversions,
-        revenue_field=fields.revenue or "",
-        target=body.target,
-        min_impressions=body.minImpressions,
-        top_terms=body.topTerms,
-        random_state=body.randomState,
-    )
-

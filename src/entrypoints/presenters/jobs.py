@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from application.ports import ResultPresenter
+from domain.content import ContentAnalysisResult
 from domain.errors import WorkerError
 from domain.jobs import EchoedResult, Job, JobFailure, RequestEcho
 from domain.segmentation import SegmentationResult
+from entrypoints.presenters.content import CONTENT_NAMES, present_content_analysis
 from entrypoints.presenters.segmentation import SEGMENTATION_NAMES, present_segmentation
 from entrypoints.presenters.wire import WireNames, json_ready
 
@@ -19,12 +21,13 @@ Present = Callable[[Any], Mapping[str, Any]]
 # Result type -> its presenter.
 RESULT_PRESENTERS: dict[type, Present] = {
     SegmentationResult: present_segmentation,
+    ContentAnalysisResult: present_content_analysis,
 }
 # Job type -> how its request spells the spec fields that a failure message names.
 JOB_NAMES: dict[str, WireNames] = {
     "segmentation": SEGMENTATION_NAMES,
+    "content_analysis": CONTENT_NAMES,
 }
-
 
 def present_result(result: object) -> Mapping[str, Any]:
     if isinstance(result, Mapping):  # an untyped document (the job engine's own tests send them)
