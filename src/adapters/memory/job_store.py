@@ -8,7 +8,6 @@ store for anything but a single-process deployment (and as the test double it is
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -16,15 +15,11 @@ from typing import Any
 import orjson
 
 from adapters.job_json import encode_result
+from adapters.system_clock import SystemClock
 from application.errors import WorkerLost
 from application.ports import Clock, JobStore
 from domain.errors import NotFound, ValidationFailed
 from domain.jobs import ACTIVE_STATES, Job, JobFailure, JobStatus, check_outcome
-
-
-class _SystemClock(Clock):
-    def now(self) -> float:
-        return time.time()
 
 
 @dataclass(frozen=True)
@@ -60,7 +55,7 @@ class InMemoryJobStore(JobStore):
             raise ValueError("job TTLs must be positive")
         self._result_ttl = float(result_ttl_seconds)
         self._failure_ttl = float(failure_ttl_seconds)
-        self._clock: Clock = clock or _SystemClock()
+        self._clock: Clock = clock or SystemClock()
         self._entries: dict[str, _Entry] = {}
         # Every operation is synchronous between its awaits today; the lock keeps each one atomic
         # should an await ever be added inside (and documents the intent).

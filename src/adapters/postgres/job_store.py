@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -49,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.schema import CreateIndex, CreateSchema, CreateTable
 
 from adapters.job_json import encode_result
+from adapters.system_clock import SystemClock
 from application.errors import DependencyUnavailable, WorkerLost
 from application.ports import Clock, JobStore
 from domain.errors import IllegalTransition, NotFound, ValidationFailed
@@ -60,11 +60,6 @@ _STATUSES = ", ".join(f"'{s.value}'" for s in JobStatus)
 # SQLSTATE classes that mean the database cannot serve us (connection, auth, resources, shutdown,
 # unknown database), as opposed to a bad statement or value.
 _UNAVAILABLE_CLASSES = ("08", "28", "53", "57", "3D")
-
-
-class _SystemClock(Clock):
-    def now(self) -> float:
-        return time.time()
 
 
 def _asyncpg_url(url: str) -> str:
@@ -116,7 +111,7 @@ class PostgresJobStore(JobStore):
         self._schema = schema
         self._result_ttl = float(result_ttl_seconds)
         self._failure_ttl = float(failure_ttl_seconds)
-        self._clock: Clock = clock or _SystemClock()
+        self._clock: Clock = clock or SystemClock()
         self._lock_key = _lock_key(schema, table)
         self._engine = create_async_engine(
             _asyncpg_url(url),
