@@ -10,7 +10,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,8 +17,16 @@ import httpx
 import pytest
 import uvicorn
 
-from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
+from support.app import make_app, make_settings
+from support.eventually import eventually_sync
+
+
+def _health(base_url: str) -> int | None:
+    try:
+        return httpx.get(f"{base_url}/health", timeout=2).status_code
+    except httpx.HTTPError:
+        return None
 
 
 def free_port() -> int:
@@ -37,24 +44,23 @@ class LiveServer:
 @pytest.fixture(scope="session")
 def live_server() -> Iterator[LiveServer]:
     """The app under uvicorn on a free loopback port, with its process pool, for the whole session."""
-    settings = Settings(port=free_port(), host="127.0.0.1", queue_limit=64, job_timeout_seconds=120)
+    settings = make_settings(
+        compute="process", port=free_port(), host="127.0.0.1", queue_limit=64, job_timeout_seconds=120
+    )
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=settings.port, log_config=None, lifespan="on"
+        make_app(settings=settings), host="127.0.0.1", port=settings.port, log_config=None, lifespan="on"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base_url = f"http://127.0.0.1:{settings.port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    else:
-        raise RuntimeError("the test server did not become healthy within 60 s")
+    eventually_sync(
+        lambda: _health(base_url),
+        lambda status: status == 200,
+        timeout=60,
+        interval=0.2,
+        what="the test server answering /health",
+    )
     yield LiveServer(base_url=base_url, settings=settings)
     server.should_exit = True
     thread.join(30)

@@ -182,7 +182,7 @@ class JobExecutor(JobScheduler):
 
     async def _heartbeat_forever(self) -> None:
         while True:
-            await asyncio.sleep(self._settings.heartbeat_seconds)
+            await self._clock.sleep(self._settings.heartbeat_seconds)
             for entry in list(self._local.values()):
                 await self._beat(entry)
 
@@ -214,4 +214,4 @@ class JobExecutor(JobScheduler):
                 await self._store.purge_expired(now=now)
             except DependencyUnavailable as error:
                 log.warning("job reaper: %s", error.message)
-            await asyncio.sleep(self._settings.reaper_seconds)
+            await self._clock.sleep(self._settings.reaper_seconds)

@@ -103,8 +103,15 @@ class ResultPresenter(Protocol):
 
 
 class Clock(Protocol):
+    """Wall time for the job engine: leases, heartbeats and the reaper read and wait on it, so a test
+    can move time instead of waiting for it."""
+
     def now(self) -> float:
         """Seconds since the epoch (UTC)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Returns once `seconds` have passed on this clock."""
         ...
 
 

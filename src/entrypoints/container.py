@@ -29,7 +29,7 @@ from application.analyze_policies import AnalyzePolicies
 from application.cancel_job import CancelJob
 from application.get_job import GetJob
 from application.job_executor import JobExecutor, JobSettings
-from application.ports import ComputeRunner, DatasetSource, JobStore
+from application.ports import Clock, ComputeRunner, DatasetSource, JobStore
 from application.segment_customers import SegmentCustomers
 from application.train_gbm import TrainGbm
 from domain.errors import ValidationFailed
@@ -66,7 +66,7 @@ async def _runner(settings: Settings, shape: PoolShape) -> AsyncIterator[Compute
         await runner.close()
 
 
-def _job_store(settings: Settings, clock: SystemClock) -> JobStore:
+def _job_store(settings: Settings, clock: Clock) -> JobStore:
     result_ttl, failure_ttl = settings.job_result_ttl_seconds, settings.job_failure_ttl_seconds
     if settings.job_store == "redis":
         return RedisJobStore(
@@ -113,7 +113,7 @@ async def _started_datasets(settings: Settings, read_files: bool) -> AsyncIterat
 async def _started_executor(
     store: JobStore,
     runner: ComputeRunner,
-    clock: SystemClock,
+    clock: Clock,
     settings: Settings,
     presenter: JobResultPresenter,
 ) -> AsyncIterator[JobExecutor]:

@@ -8,8 +8,7 @@ import yaml
 from fastapi.routing import APIRoute
 from openapi_spec_validator import validate
 
-from entrypoints.http.app import create_app
-from entrypoints.settings import Settings
+from support.app import make_app
 
 ROOT = Path(__file__).resolve().parents[2]
 METHODS = {"get", "post", "put", "patch", "delete"}
@@ -30,7 +29,7 @@ def test_app_routes_methods_and_operation_ids_equal_the_contract() -> None:
         for method, operation in item.items()
         if method in METHODS
     }
-    app = create_app(Settings())
+    app = make_app()
     served = {
         (route.path, method, route.operation_id)
         for route in app.routes
@@ -41,7 +40,7 @@ def test_app_routes_methods_and_operation_ids_equal_the_contract() -> None:
 
 
 def test_the_served_openapi_document_is_the_contract() -> None:
-    app = create_app(Settings())
+    app = make_app()
     assert app.openapi() == _contract()
 
 

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from entrypoints.http.app import create_app
-from entrypoints.settings import Settings
+from support.app import make_app
 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(compute="inline"))) as test_client:
+    with TestClient(make_app()) as test_client:
         yield test_client
 
 

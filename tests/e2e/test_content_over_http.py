@@ -9,8 +9,8 @@ import httpx
 import numpy as np
 import pytest
 
-# The app factory, the error envelope check and the status poll are the HTTP suite's own.
-from test_http_api import _client, _error, _fields, _poll
+from support.app import app_client
+from support.http import error_of, fields_of, finished_job
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,10 +36,10 @@ async def _submit(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Resp
 
 
 async def test_a_content_job_completes_with_the_contracts_result() -> None:
-    async with _client() as client:
+    async with app_client() as client:
         response = await _submit(client, {"textFields": ["subject"], "schemaId": "s-1", "tenantId": "t-1"})
         assert response.status_code == 202, response.text
-        job = await _poll(client, response.headers["location"])
+        job = await finished_job(client, response.headers["location"])
     assert job["status"] == "completed", job
     assert job["type"] == "content_analysis"
     result = job["result"]
@@ -64,24 +64,24 @@ async def test_a_content_job_completes_with_the_contracts_result() -> None:
     assert result["recommendations"] and {r["type"] for r in result["recommendations"]} == {"content"}
 
 
-async def test_a_request_that_does_not_fit_the_data_is_422_naming_its_fields() -> None:
-    async with _client() as client:
-        no_text = _error(await _submit(client, {"textFields": ["headline"]}), 422, "VALIDATION_ERROR")
-        wrong_column = _error(
+async def test_a_request_that_does_not_fit_the_data_is_422_naming_itsfields_of() -> None:
+    async with app_client() as client:
+        no_text = error_of(await _submit(client, {"textFields": ["headline"]}), 422, "VALIDATION_ERROR")
+        wrong_column = error_of(
             await _submit(client, {"fieldMap": {"clicks": "subject"}, "textFields": ["subject"]}),
             422,
             "VALIDATION_ERROR",
         )
-    assert _fields(no_text) == ["textFields"]
+    assert fields_of(no_text) == ["textFields"]
     # A detail about one of the caller's columns names the column.
-    assert _fields(wrong_column) == ["subject"]
+    assert fields_of(wrong_column) == ["subject"]
 
 
 async def test_too_few_creatives_for_the_model_fail_the_job() -> None:
-    async with _client() as client:
+    async with app_client() as client:
         response = await _submit(client, {"textFields": ["subject"], "minImpressions": 10**6})
         assert response.status_code == 202, response.text
-        job = await _poll(client, response.headers["location"])
+        job = await finished_job(client, response.headers["location"])
     assert job["status"] == "failed"
     assert job["error"]["code"] == "INSUFFICIENT_DATA"
     assert "the model needs 20" in job["error"]["message"]

@@ -1,5 +1,6 @@
 """The HTTP API in process: the real app factory and lifespan (container, job store, compute runner),
-driven through httpx's ASGI transport. Inline compute unless a test says otherwise."""
+driven through httpx's ASGI transport. Inline compute unless a test says otherwise; a test that
+needs a fake adapter overrides its provider in the container."""
 
 from __future__ import annotations
 
@@ -7,72 +8,42 @@ import asyncio
 import json
 import math
 import re
-import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 import structlog
+from dependency_injector import providers
 from sklearn.datasets import make_blobs
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import train_test_split
 
+from adapters.compute.inline_runner import InlineRunner
+from adapters.memory.job_store import InMemoryJobStore
 from domain.gbm.scorer import load_model
-from entrypoints.http.app import create_app
-from entrypoints.settings import Settings
+from entrypoints.container import Container
+from support.app import app_client
+from support.http import error_of as _error
+from support.http import fields_of as _fields
+from support.http import finished_job as _poll
 
 pytestmark = pytest.mark.timeout(120)
 
 ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
-@asynccontextmanager
-async def _client(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-    values: dict[str, Any] = {
-        "compute": "inline",
-        "job_store": "memory",
-        "api_key": None,
-        "database_url": None,
-        "log_format": "json",
-        "log_level": "warning",
-    }
-    values.update(overrides)
-    app = create_app(Settings(**values))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as client:
-            client.app = app  # type: ignore[attr-defined]  # for the tests that reach into the services
-            yield client
-
-
 @pytest.fixture
 def make_client() -> ClientFactory:
-    return _client
+    return app_client
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with _client() as c:
+    async with app_client() as c:
         yield c
-
-
-def _error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert error["code"] == code and error["status"] == status
-    assert isinstance(error["message"], str) and error["message"]
-    assert isinstance(error["details"], list)
-    assert error["requestId"] == response.headers["x-request-id"]
-    return error
-
-
-def _fields(error: dict[str, Any]) -> list[str]:
-    return [d.get("field") for d in error["details"]]
 
 
 # ------------------------------------------------------------------------- data
@@ -424,18 +395,6 @@ def blobs(n: int = 1200) -> dict[str, list[float]]:
     return {f"f{i}": [float(v) for v in x[:, i]] for i in range(3)}
 
 
-async def _poll(client: httpx.AsyncClient, location: str, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        response = await client.get(location)
-        assert response.status_code == 200, response.text
-        job = response.json()
-        if job["status"] in ("completed", "failed", "cancelled"):
-            return job
-        assert time.monotonic() < deadline, f"job still {job['status']} after {timeout} s"
-        await asyncio.sleep(0.1)
-
-
 async def _segments_job(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/analyze/segments",
@@ -540,9 +499,12 @@ async def test_the_process_runner_serves_training_and_jobs(make_client: ClientFa
 # ------------------------------------------------------------------------- 503, 500, 504
 
 
-async def test_a_full_compute_queue_answers_503_busy_with_retry_after(make_client: ClientFactory) -> None:
-    async with make_client(queue_limit=1) as client:
-        place = client.app.state.services.runner.reserve()  # type: ignore[attr-defined]
+async def test_a_full_compute_queue_answers_503_busy_with_retry_after() -> None:
+    runner = InlineRunner(queue_limit=1)
+    container = Container()
+    container.runner.override(providers.Object(runner))
+    async with app_client(container) as client:
+        place = runner.reserve()
         try:
             body = {"data": {"columns": small()}, "label": "y", "params": {"numIterations": 2}}
             response = await client.post("/train/gbm", json=body)
@@ -555,14 +517,21 @@ async def test_a_full_compute_queue_answers_503_busy_with_retry_after(make_clien
         assert (await client.post("/train/gbm", json=body)).status_code == 200
 
 
-async def test_health_is_503_degraded_naming_the_failing_dependency(client: httpx.AsyncClient) -> None:
-    store = client.app.state.services.job_store  # type: ignore[attr-defined]
-
-    async def down() -> str:
+class _UnreachableStore(InMemoryJobStore):
+    async def check(self) -> str | None:
         return "connection refused"
 
-    store.check = down
-    response = await client.get("/health")
+
+class _ExplodingTraining:
+    async def execute(self, command: Any) -> Any:
+        raise RuntimeError("secret internals")
+
+
+async def test_health_is_503_degraded_naming_the_failing_dependency() -> None:
+    container = Container()
+    container.job_store.override(providers.Object(_UnreachableStore()))
+    async with app_client(container) as client:
+        response = await client.get("/health")
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "degraded"
@@ -571,21 +540,18 @@ async def test_health_is_503_degraded_naming_the_failing_dependency(client: http
     ]
 
 
-async def test_an_unexpected_error_is_a_generic_500_envelope(client: httpx.AsyncClient) -> None:
-    services = client.app.state.services  # type: ignore[attr-defined]
-
-    async def explode(command: Any) -> Any:
-        raise RuntimeError("secret internals")
-
-    services.train_gbm.execute = explode
+async def test_an_unexpected_error_is_a_generic_500_envelope() -> None:
+    container = Container()
+    container.train_gbm.override(providers.Object(_ExplodingTraining()))
     # Captured rather than rendered: structlog's default renderer (create_app leaves logging to
     # create_app_from_env) formats the traceback with every frame's locals, which takes seconds.
-    with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
-        response = await client.post(
-            "/train/gbm",
-            json={"data": {"columns": small()}, "label": "y"},
-            headers={"X-Request-Id": "boom-1"},
-        )
+    async with app_client(container) as client:
+        with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+            response = await client.post(
+                "/train/gbm",
+                json={"data": {"columns": small()}, "label": "y"},
+                headers={"X-Request-Id": "boom-1"},
+            )
     error = _error(response, 500, "INTERNAL")
     assert "secret" not in response.text
     assert error["requestId"] == "boom-1" and error["details"] == []

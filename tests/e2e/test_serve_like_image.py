@@ -20,7 +20,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -28,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from support.eventually import eventually_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -154,17 +155,13 @@ def resolve(command: list[str], env: dict[str, str]) -> list[str]:
     return [exe, *command[1:]]
 
 
-def session_alive(pgid: int, timeout: float) -> bool:
-    """Whether any process of the server's session (process group) is still there after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        if time.monotonic() > deadline:
-            return True
-        time.sleep(0.1)
+def session_gone(pgid: int) -> bool:
+    """Whether every process of the server's session (process group) has ended."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 @pytest.fixture
@@ -221,20 +218,23 @@ def test_dockerfile_command_and_env_are_readable(stage: list[tuple[str, str]]) -
 def test_serves_health_and_stops_cleanly_on_sigterm(served: Served, stage: list[tuple[str, str]]) -> None:
     proc, port, env = served.proc, served.port, served.env
 
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    status, body = 0, None
-    while time.monotonic() < deadline:
+    def health_while_running() -> tuple[int, dict | None]:  # type: ignore[type-arg]
         if proc.poll() is not None:
             pytest.fail(
                 f"the service exited with {proc.returncode} before /health answered:\n{served.output()}"
             )
-        status, body = get_health(port)
-        if status == 200:
-            break
-        time.sleep(0.25)
-    assert status == 200, (
-        f"/health never answered 200 in {STARTUP_TIMEOUT_S}s (last {status}):\n{served.output()}"
-    )
+        return get_health(port)
+
+    try:
+        _, body = eventually_sync(
+            health_while_running,
+            lambda answer: answer[0] == 200,
+            timeout=STARTUP_TIMEOUT_S,
+            interval=0.25,
+            what="/health answering 200",
+        )
+    except AssertionError as never:
+        pytest.fail(f"{never}:\n{served.output()}")
     assert body is not None and body.get("status") == "ok", body
 
     # The image's HEALTHCHECK command, run with the image's env, agrees.
@@ -248,7 +248,12 @@ def test_serves_health_and_stops_cleanly_on_sigterm(served: Served, stage: list[
     except subprocess.TimeoutExpired:
         pytest.fail(f"no exit within {SHUTDOWN_TIMEOUT_S}s of SIGTERM:\n{served.output()}")
     assert code == 0, f"exit code {code} after SIGTERM:\n{served.output()}"
-    assert not session_alive(proc.pid, timeout=10.0), "processes of the server outlived it (pool workers?)"
+    eventually_sync(
+        lambda: session_gone(proc.pid),
+        timeout=10.0,
+        interval=0.1,
+        what="the server's pool workers ending with it",
+    )
 
     # ML_WORKER_LOG_FORMAT=json in the image: the log is machine-readable.
     if env.get("ML_WORKER_LOG_FORMAT") == "json":

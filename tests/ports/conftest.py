@@ -24,8 +24,9 @@ from adapters.memory.job_store import InMemoryJobStore
 from adapters.postgres.job_store import PostgresJobStore
 from adapters.redis.job_store import RedisJobStore
 from application.ports import JobStore
+from support.clock import FakeClock
 
-from .job_store_harness import REDIS_REAP_BATCH, FakeClock, StoreHarness
+from .job_store_harness import REDIS_REAP_BATCH, StoreHarness
 
 REDIS_URL = os.environ.get("ML_WORKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DATABASE_URL = os.environ.get(

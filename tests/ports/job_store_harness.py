@@ -1,4 +1,4 @@
-"""The harness the JobStore suites run each adapter through (a fake clock and a store factory)."""
+"""The harness the JobStore suites run each adapter through (the shared fake clock and a store factory)."""
 
 from __future__ import annotations
 
@@ -6,23 +6,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from application.ports import Clock, JobStore
+from application.ports import JobStore
+from support.clock import FakeClock
 
 # The Redis store's reaping batch in tests: small, so that reaping a hundred-odd jobs takes several.
 REDIS_REAP_BATCH = 50
-
-
-class FakeClock(Clock):
-    """Time that moves only when a test says so; starts at a realistic epoch with a fraction."""
-
-    def __init__(self, start: float = 1_700_000_000.123456) -> None:
-        self.current = start
-
-    def now(self) -> float:
-        return self.current
-
-    def advance(self, seconds: float) -> None:
-        self.current += seconds
 
 
 StoreFactory = Callable[..., Awaitable[JobStore]]

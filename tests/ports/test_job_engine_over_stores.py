@@ -15,19 +15,29 @@ from adapters.compute.process_pool import ProcessPoolRunner
 from application.job_executor import JobExecutor, JobSettings
 from domain.jobs import Job, JobStatus
 from entrypoints.presenters.jobs import JobResultPresenter
+from support.eventually import eventually
 
 from .engine_tasks import pid_then_sleep
 from .job_store_harness import StoreHarness
 
+# Virtual time that passes with each look at the store: heartbeats and reaper passes come due on the
+# harness's fake clock while the real processes and servers do their part.
+TICK = 0.05
 
-async def _wait_for(store, job_id: str, predicate, timeout: float = 60.0) -> Job:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = await store.get(job_id)
-        if job is not None and predicate(job):
-            return job
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not reach the expected state: {await store.get(job_id)}")
+
+async def _wait_for(harness: StoreHarness, store, job_id: str, predicate, timeout: float = 60.0) -> Job:  # type: ignore[no-untyped-def]
+    async def look() -> Job | None:
+        await harness.clock.elapse(TICK)
+        job: Job | None = await store.get(job_id)
+        return job
+
+    return await eventually(
+        look,
+        lambda job: job is not None and predicate(job),
+        timeout=timeout,
+        interval=TICK,
+        what=f"the state wanted of job {job_id}",
+    )
 
 
 async def test_a_killed_compute_process_fails_its_job_with_worker_lost(
@@ -43,10 +53,10 @@ async def test_a_killed_compute_process_fails_its_job_with_worker_lost(
     try:
         pid_file = tmp_path / "pid"
         job = await executor.submit("segmentation", pid_then_sleep, str(pid_file), 60.0)
-        await _wait_for(store, job.id, lambda j: j.status is JobStatus.RUNNING and pid_file.exists())
+        await _wait_for(harness, store, job.id, lambda j: j.status is JobStatus.RUNNING and pid_file.exists())
         await asyncio.sleep(0.1)
         os.kill(int(pid_file.read_text()), signal.SIGKILL)
-        failed = await _wait_for(store, job.id, lambda j: j.status.is_final, timeout=10)
+        failed = await _wait_for(harness, store, job.id, lambda j: j.status.is_final, timeout=10)
         assert failed.status is JobStatus.FAILED
         assert failed.error is not None and failed.error.code == "WORKER_LOST"
     finally:
@@ -77,11 +87,11 @@ async def test_a_job_of_a_dead_replica_is_failed_by_another_replica(
     )
     await executor.start()
     try:
-        await asyncio.sleep(0.3)
+        await harness.clock.elapse(0.3)  # reaper passes while the lease still runs
         still = await store.get(orphan.id)
         assert still is not None and still.status is JobStatus.RUNNING, "a live lease must not be reaped"
         harness.clock.advance(31)
-        failed = await _wait_for(store, orphan.id, lambda j: j.status.is_final, timeout=10)
+        failed = await _wait_for(harness, store, orphan.id, lambda j: j.status.is_final, timeout=10)
         assert failed.status is JobStatus.FAILED
         assert failed.error is not None and failed.error.code == "WORKER_LOST"
     finally:
@@ -102,7 +112,7 @@ async def test_cancel_reaches_the_job_through_the_store(
     await executor.start()
     try:
         blocker = await executor.submit("segmentation", pid_then_sleep, str(tmp_path / "a"), 30.0)
-        await _wait_for(store, blocker.id, lambda j: j.status is JobStatus.RUNNING)
+        await _wait_for(harness, store, blocker.id, lambda j: j.status is JobStatus.RUNNING)
         target = blocker
         if phase == "queued":
             target = await executor.submit("segmentation", pid_then_sleep, str(tmp_path / "b"), 30.0)
@@ -111,7 +121,9 @@ async def test_cancel_reaches_the_job_through_the_store(
         if phase == "running":
             # The process is stopped: the pool takes the next task at once.
             follower = await executor.submit("segmentation", pid_then_sleep, str(tmp_path / "c"), 0.0)
-            await _wait_for(store, follower.id, lambda j: j.status is JobStatus.COMPLETED, timeout=20)
+            await _wait_for(
+                harness, store, follower.id, lambda j: j.status is JobStatus.COMPLETED, timeout=20
+            )
             assert time.monotonic() - started < 15
         final = await store.get(target.id)
         assert final is not None and final.status is JobStatus.CANCELLED

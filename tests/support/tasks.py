@@ -1,19 +1,15 @@
-"""Helpers shared by the tests/unit/test_foundation_*.py files.
+"""Compute tasks for the runner and job-engine tests.
 
-Task functions sent to ProcessPoolRunner are pickled by reference, so they must live in a module
-the worker process can import. pytest (rootdir-based "prepend" import mode, no tests/__init__.py)
-puts tests/unit on sys.path before it collects these test files, and the forkserver copies sys.path
-when it starts, so `foundation_support` imports in the workers under its own name.
-
-Module level imports are standard library only: the worker loads this module when it unpickles a
-task, and must stay quick to start.
+Tasks sent to ProcessPoolRunner are pickled by reference, so they live in a module the worker
+process can import (`support.tasks`, see support/__init__.py). Module level imports are standard
+library only: the worker loads this module when it unpickles a task, and must stay quick to start.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from domain.errors import WorkerError
@@ -98,35 +94,3 @@ def job_result(value: int, pause: float, *, progress: Callable[..., None]) -> di
 def job_raises(cls: type[WorkerError], message: str, *, progress: Callable[..., None]) -> dict[str, Any]:
     progress(0.1, "about to fail")
     raise cls(message, [{"field": "data", "message": message}])
-
-
-# ----------------------------------------------------------------------------- fakes
-
-
-class FakeSegmenter:
-    """A Segmenter that records nothing and returns a fixed result (picklable, module level)."""
-
-    def segment(self, dataset: Any, spec: Any, progress: Callable[..., None]) -> dict[str, Any]:
-        progress(0.5, "segmenting")
-        return {"algorithm": spec.algorithm, "k": spec.min_clusters, "rowCount": dataset.row_count}
-
-
-class ManualClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.value = now
-
-    def now(self) -> float:
-        return self.value
-
-
-def poll_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
-def as_dict(mapping: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(mapping)

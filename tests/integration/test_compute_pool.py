@@ -1,21 +1,17 @@
-"""The compute adapters: ProcessPoolRunner (real forkserver processes), InlineRunner, the CPU budget."""
+"""ProcessPoolRunner over real forkserver processes: results, errors, cancels, timeouts, dead workers,
+reservations and the workers' environment. (The InlineRunner: tests/unit/test_inline_runner.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
-import threading
+import subprocess
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
-import foundation_support as fs
 import pytest
 
-from adapters.compute import cpu_budget as budget_module
-from adapters.compute.cpu_budget import PoolShape, cpu_budget, pool_shape
-from adapters.compute.inline_runner import InlineRunner
 from adapters.compute.process_pool import ProcessPoolRunner
 from application.errors import Busy, TaskCancelled, TaskTimedOut, WorkerLost
 from domain.errors import (
@@ -26,6 +22,9 @@ from domain.errors import (
     WorkerError,
     field_error,
 )
+from support import tasks
+from support.eventually import eventually
+from support.processes import alive
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -45,21 +44,13 @@ async def pool() -> AsyncIterator[ProcessPoolRunner]:
         await runner.close()
 
 
-async def _wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
 # ------------------------------------------------------------------------- ProcessPoolRunner
 
 
 async def test_result_and_progress_reach_the_caller_in_order(pool: ProcessPoolRunner) -> None:
     seen: list[tuple[float, str]] = []
     result = await pool.run(
-        fs.staged, ["load", "fit", "dump"], 0.25, on_progress=lambda f, m: seen.append((f, m))
+        tasks.staged, ["load", "fit", "dump"], 0.25, on_progress=lambda f, m: seen.append((f, m))
     )
     assert result == "done"
     assert seen == [(1 / 3, "load"), (2 / 3, "fit"), (1.0, "dump")]
@@ -67,7 +58,7 @@ async def test_result_and_progress_reach_the_caller_in_order(pool: ProcessPoolRu
 
 
 async def test_the_task_runs_in_another_process(pool: ProcessPoolRunner) -> None:
-    worker_pid = await pool.run(fs.pid)
+    worker_pid = await pool.run(tasks.pid)
     assert worker_pid != os.getpid()
     assert worker_pid in pool.worker_pids()
 
@@ -80,7 +71,7 @@ async def test_a_worker_error_comes_back_as_the_same_class(
 ) -> None:
     details = [field_error("label", "one class only"), {"field": "data", "rows": 3}]
     with pytest.raises(WorkerError) as caught:
-        await pool.run(fs.raise_error, cls, "not enough rows", details)
+        await pool.run(tasks.raise_error, cls, "not enough rows", details)
     assert type(caught.value) is cls
     assert caught.value.code == cls.code
     assert caught.value.message == "not enough rows"
@@ -90,10 +81,10 @@ async def test_a_worker_error_comes_back_as_the_same_class(
 async def test_a_crash_becomes_internal_failure_and_the_worker_lives_on(pool: ProcessPoolRunner) -> None:
     before = pool.worker_pids()
     with pytest.raises(InternalFailure) as caught:
-        await pool.run(fs.crash)
+        await pool.run(tasks.crash)
     assert "ValueError: boom in the task" in caught.value.message
     # Same process, still serving.
-    assert await pool.run(fs.add, 2, 3) == 5
+    assert await pool.run(tasks.add, 2, 3) == 5
     assert pool.worker_pids() == before
 
 
@@ -102,8 +93,8 @@ async def test_an_unpicklable_result_is_an_internal_failure_not_a_dead_worker(
 ) -> None:
     before = pool.worker_pids()
     with pytest.raises(InternalFailure, match="could not be sent"):
-        await pool.run(fs.unpicklable_result)
-    assert await pool.run(fs.add, 1, 1) == 2
+        await pool.run(tasks.unpicklable_result)
+    assert await pool.run(tasks.add, 1, 1) == 2
     assert pool.worker_pids() == before
 
 
@@ -117,7 +108,7 @@ async def test_cancel_event_stops_a_30_s_task_in_under_2_s(pool: ProcessPoolRunn
         started.set()
 
     run = asyncio.create_task(
-        pool.run(fs.announce_then_sleep, 30.0, on_progress=on_progress, cancel_event=cancel)
+        pool.run(tasks.announce_then_sleep, 30.0, on_progress=on_progress, cancel_event=cancel)
     )
     await asyncio.wait_for(started.wait(), 20)
     task_pid = int(notes[0])
@@ -127,18 +118,18 @@ async def test_cancel_event_stops_a_30_s_task_in_under_2_s(pool: ProcessPoolRunn
         await run
     assert time.monotonic() - t0 < 2.0
     # The process running it was stopped and replaced; the pool serves the next task.
-    await _wait_for(lambda: not _alive(task_pid), 2.0)
+    await eventually(lambda: not alive(task_pid), timeout=2.0)
     assert task_pid not in pool.worker_pids()
-    assert await pool.run(fs.add, 20, 22) == 42
+    assert await pool.run(tasks.add, 20, 22) == 42
     assert pool.capacity()["busy"] == 0 and pool.capacity()["queued"] == 0
 
 
 async def test_timeout_gives_task_timed_out_and_the_pool_recovers(pool: ProcessPoolRunner) -> None:
     t0 = time.monotonic()
     with pytest.raises(TaskTimedOut):
-        await pool.run(fs.announce_then_sleep, 30.0, timeout=0.5)
+        await pool.run(tasks.announce_then_sleep, 30.0, timeout=0.5)
     assert time.monotonic() - t0 < 2.5
-    assert await pool.run(fs.add, 1, 2) == 3
+    assert await pool.run(tasks.add, 1, 2) == 3
 
 
 async def test_sigkill_of_the_worker_gives_worker_lost_and_a_replacement(pool: ProcessPoolRunner) -> None:
@@ -149,13 +140,13 @@ async def test_sigkill_of_the_worker_gives_worker_lost_and_a_replacement(pool: P
         notes.append(note)
         started.set()
 
-    run = asyncio.create_task(pool.run(fs.announce_then_sleep, 30.0, on_progress=on_progress))
+    run = asyncio.create_task(pool.run(tasks.announce_then_sleep, 30.0, on_progress=on_progress))
     await asyncio.wait_for(started.wait(), 20)
     victim = int(notes[0])
     os.kill(victim, signal.SIGKILL)
     with pytest.raises(WorkerLost):
         await asyncio.wait_for(run, 5)
-    new_pid = await pool.run(fs.pid)
+    new_pid = await pool.run(tasks.pid)
     assert new_pid != victim
     assert victim not in pool.worker_pids()
     assert len(pool.worker_pids()) == 1
@@ -164,8 +155,8 @@ async def test_sigkill_of_the_worker_gives_worker_lost_and_a_replacement(pool: P
 async def test_an_idle_worker_that_died_is_replaced_before_the_next_task(pool: ProcessPoolRunner) -> None:
     [victim] = pool.worker_pids()
     os.kill(victim, signal.SIGKILL)
-    await _wait_for(lambda: not _alive(victim), 5)
-    assert await pool.run(fs.add, 4, 5) == 9
+    await eventually(lambda: not alive(victim), timeout=5)
+    assert await pool.run(tasks.add, 4, 5) == 9
     assert victim not in pool.worker_pids()
 
 
@@ -176,14 +167,14 @@ async def test_reserve_raises_busy_when_workers_and_queue_are_full() -> None:
         started = asyncio.Event()
         running = asyncio.create_task(
             runner.run(
-                fs.announce_then_sleep, 30.0, on_progress=lambda f, m: started.set(), cancel_event=cancel
+                tasks.announce_then_sleep, 30.0, on_progress=lambda f, m: started.set(), cancel_event=cancel
             )
         )
         await asyncio.wait_for(started.wait(), 20)
         assert runner.capacity()["busy"] == 1
         assert runner.capacity()["queued"] == 0
-        waiting = asyncio.create_task(runner.run(fs.add, 1, 1, cancel_event=cancel))
-        await _wait_for(lambda: runner.capacity()["queued"] == 1, 5)
+        waiting = asyncio.create_task(runner.run(tasks.add, 1, 1, cancel_event=cancel))
+        await eventually(lambda: runner.capacity()["queued"] == 1, timeout=5)
         capacity = runner.capacity()
         assert (capacity["workers"], capacity["busy"], capacity["queued"], capacity["queueLimit"]) == (
             1,
@@ -196,7 +187,7 @@ async def test_reserve_raises_busy_when_workers_and_queue_are_full() -> None:
         assert caught.value.code == "BUSY" and caught.value.retry_after_seconds > 0
         # run() without a reservation reserves too, so it is refused the same way (no hang).
         with pytest.raises(Busy):
-            await asyncio.wait_for(runner.run(fs.add, 1, 1), 1)
+            await asyncio.wait_for(runner.run(tasks.add, 1, 1), 1)
         cancel.set()
         for task in (running, waiting):
             with pytest.raises(TaskCancelled):
@@ -213,7 +204,7 @@ async def test_reserve_raises_busy_when_workers_and_queue_are_full() -> None:
             runner.reserve()
         second.release()
         third.release()
-        assert await runner.run(fs.add, 2, 2) == 4
+        assert await runner.run(tasks.add, 2, 2) == 4
     finally:
         await runner.close()
 
@@ -224,11 +215,11 @@ async def test_a_reserved_place_is_used_by_run_and_released_after() -> None:
         place = runner.reserve()
         with pytest.raises(Busy):
             runner.reserve()
-        assert await runner.run(fs.add, 3, 4, reservation=place) == 7
+        assert await runner.run(tasks.add, 3, 4, reservation=place) == 7
         runner.reserve().release()  # free again
         # A task that failed gives its place back too.
         with pytest.raises(InternalFailure):
-            await runner.run(fs.crash)
+            await runner.run(tasks.crash)
         runner.reserve().release()
     finally:
         await runner.close()
@@ -241,7 +232,10 @@ async def test_cancel_while_queued_returns_at_once_and_frees_the_place() -> None
         started = asyncio.Event()
         first = asyncio.create_task(
             runner.run(
-                fs.announce_then_sleep, 30.0, on_progress=lambda f, m: started.set(), cancel_event=stop_first
+                tasks.announce_then_sleep,
+                30.0,
+                on_progress=lambda f, m: started.set(),
+                cancel_event=stop_first,
             )
         )
         await asyncio.wait_for(started.wait(), 20)
@@ -250,8 +244,8 @@ async def test_cancel_while_queued_returns_at_once_and_frees_the_place() -> None
         async def on_start() -> None:
             on_start_called.append(True)
 
-        second = asyncio.create_task(runner.run(fs.add, 1, 1, cancel_event=stop_second, on_start=on_start))
-        await _wait_for(lambda: runner.capacity()["queued"] == 1, 5)
+        second = asyncio.create_task(runner.run(tasks.add, 1, 1, cancel_event=stop_second, on_start=on_start))
+        await eventually(lambda: runner.capacity()["queued"] == 1, timeout=5)
         t0 = time.monotonic()
         stop_second.set()
         with pytest.raises(TaskCancelled):
@@ -276,12 +270,15 @@ async def test_a_run_cancelled_while_queued_does_not_leak_a_worker() -> None:
         started = asyncio.Event()
         first = asyncio.create_task(
             runner.run(
-                fs.announce_then_sleep, 30.0, on_progress=lambda f, m: started.set(), cancel_event=stop_first
+                tasks.announce_then_sleep,
+                30.0,
+                on_progress=lambda f, m: started.set(),
+                cancel_event=stop_first,
             )
         )
         await asyncio.wait_for(started.wait(), 20)
-        queued = asyncio.create_task(runner.run(fs.add, 1, 1, cancel_event=asyncio.Event()))
-        await _wait_for(lambda: runner.capacity()["queued"] == 1, 5)
+        queued = asyncio.create_task(runner.run(tasks.add, 1, 1, cancel_event=asyncio.Event()))
+        await eventually(lambda: runner.capacity()["queued"] == 1, timeout=5)
         queued.cancel()
         with pytest.raises(asyncio.CancelledError):
             await queued
@@ -289,7 +286,7 @@ async def test_a_run_cancelled_while_queued_does_not_leak_a_worker() -> None:
         with pytest.raises(TaskCancelled):
             await first
         # The only worker must be available again.
-        assert await asyncio.wait_for(runner.run(fs.add, 5, 5), 10) == 10
+        assert await asyncio.wait_for(runner.run(tasks.add, 5, 5), 10) == 10
     finally:
         await runner.close()
 
@@ -302,23 +299,23 @@ async def test_on_start_runs_once_a_worker_is_free_and_its_error_aborts_the_run(
     async def on_start() -> None:
         calls.append("started")
 
-    assert await pool.run(fs.add, 1, 2, on_start=on_start) == 3
+    assert await pool.run(tasks.add, 1, 2, on_start=on_start) == 3
     assert calls == ["started"]
 
     async def refuse() -> None:
         raise NotFound("the job is gone")
 
     with pytest.raises(NotFound):
-        await pool.run(fs.add, 1, 2, on_start=refuse)
+        await pool.run(tasks.add, 1, 2, on_start=refuse)
     assert pool.capacity()["busy"] == 0 and pool.capacity()["queued"] == 0
-    assert await pool.run(fs.add, 2, 2) == 4
+    assert await pool.run(tasks.add, 2, 2) == 4
 
 
 async def test_workers_get_thread_limits_and_a_passive_omp_wait_policy() -> None:
     runner = await _started(workers=1, threads=2)
     try:
         env = await runner.run(
-            fs.environment,
+            tasks.environment,
             [
                 "OMP_NUM_THREADS",
                 "OMP_WAIT_POLICY",
@@ -344,7 +341,7 @@ async def test_two_workers_run_tasks_side_by_side() -> None:
     try:
         t0 = time.monotonic()
         pids = await asyncio.gather(
-            runner.run(fs.announce_then_sleep, 1.0), runner.run(fs.announce_then_sleep, 1.0)
+            runner.run(tasks.announce_then_sleep, 1.0), runner.run(tasks.announce_then_sleep, 1.0)
         )
         elapsed = time.monotonic() - t0
     finally:
@@ -359,7 +356,7 @@ async def test_close_stops_every_worker_and_refuses_new_work() -> None:
     assert len(pids) == 2
     await runner.close()
     for worker_pid in pids:
-        await _wait_for(lambda p=worker_pid: not _alive(p), 5)
+        await eventually(lambda p=worker_pid: not alive(p), timeout=5)
     with pytest.raises(Busy):
         runner.reserve()
 
@@ -367,208 +364,12 @@ async def test_close_stops_every_worker_and_refuses_new_work() -> None:
 async def test_run_before_start_is_an_internal_failure() -> None:
     runner = ProcessPoolRunner(workers=1, threads_per_task=1, queue_limit=1)
     with pytest.raises(InternalFailure):
-        await runner.run(fs.add, 1, 1)
+        await runner.run(tasks.add, 1, 1)
 
 
-def _alive(process_id: int) -> bool:
-    try:
-        with open(f"/proc/{process_id}/stat") as stat:
-            state = stat.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
-# ------------------------------------------------------------------------- InlineRunner
-
-
-async def test_inline_runner_runs_off_the_event_loop_and_reports_progress() -> None:
-    runner = InlineRunner()
-    seen: list[tuple[float, str]] = []
-    loop_thread = threading.get_ident()
-    result = await runner.run(fs.staged, ["a", "b"], 0.01, on_progress=lambda f, m: seen.append((f, m)))
-    assert result == "done"
-    assert seen == [(0.5, "a"), (1.0, "b")]
-    assert await runner.run(_thread_id) != loop_thread
-
-
-def _thread_id(*, progress: object) -> int:
-    return threading.get_ident()
-
-
-async def test_inline_runner_passes_worker_errors_through_unchanged() -> None:
-    runner = InlineRunner()
-    with pytest.raises(InsufficientData) as caught:
-        await runner.run(fs.raise_error, InsufficientData, "few", [field_error("data", "3 rows")])
-    assert caught.value.details == [{"field": "data", "message": "3 rows"}]
-
-
-async def test_inline_runner_cancels_cooperatively_at_the_next_report() -> None:
-    runner = InlineRunner()
-    cancel = asyncio.Event()
-    seen: list[float] = []
-    run = asyncio.create_task(
-        runner.run(
-            fs.sleep_reporting, 30.0, 0.02, on_progress=lambda f, m: seen.append(f), cancel_event=cancel
-        )
-    )
-    await _wait_for(lambda: len(seen) >= 2, 10)
-    t0 = time.monotonic()
-    cancel.set()
-    with pytest.raises(TaskCancelled):
-        await run
-    assert time.monotonic() - t0 < 1.0
-    assert runner.capacity()["queued"] == 0
-
-
-async def test_inline_runner_timeout() -> None:
-    runner = InlineRunner()
-    cancel = asyncio.Event()
-    t0 = time.monotonic()
-    with pytest.raises(TaskTimedOut):
-        await runner.run(fs.sleep_reporting, 30.0, 0.02, timeout=0.2, cancel_event=cancel)
-    assert time.monotonic() - t0 < 1.0
-    assert cancel.is_set()  # the thread stops at its next report
-    assert runner.capacity()["queued"] == 0
-
-
-async def test_inline_runner_timeout_stops_the_thread_even_without_a_cancel_event() -> None:
-    runner = InlineRunner()
-    stopped: list[str] = []
-    with pytest.raises(TaskTimedOut):
-        await runner.run(fs.report_until_stopped, stopped, timeout=0.2)
-    await _wait_for(lambda: stopped == ["stopped"], 2.0)
-
-
-async def test_inline_runner_asyncio_cancellation_stops_the_thread() -> None:
-    runner = InlineRunner()
-    stopped: list[str] = []
-    run = asyncio.create_task(runner.run(fs.report_until_stopped, stopped))
-    await asyncio.sleep(0.1)
-    run.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await run
-    await _wait_for(lambda: stopped == ["stopped"], 2.0)
-    assert runner.capacity()["queued"] == 0
-
-
-async def test_inline_runner_queue_limit_and_on_start() -> None:
-    runner = InlineRunner(queue_limit=2)
-    a, b = runner.reserve(), runner.reserve()
-    assert runner.capacity()["queued"] == 2
-    with pytest.raises(Busy):
-        runner.reserve()
-    a.release()
-    a.release()
-    assert runner.capacity()["queued"] == 1
-    calls: list[int] = []
-
-    async def on_start() -> None:
-        calls.append(1)
-
-    assert await runner.run(fs.add, 1, 1, reservation=b, on_start=on_start) == 2
-    assert calls == [1]
-    assert runner.capacity()["queued"] == 0
-
-
-# ------------------------------------------------------------------------- CPU budget
-
-
-@pytest.fixture
-def eight_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(budget_module, "visible_cpus", lambda: 8)
-
-
-def _v2(root: Path, text: str) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "cpu.max").write_text(text)
-    return root
-
-
-def _v1(root: Path, quota: str, period: str) -> Path:
-    (root / "cpu").mkdir(parents=True, exist_ok=True)
-    (root / "cpu" / "cpu.cfs_quota_us").write_text(quota)
-    (root / "cpu" / "cpu.cfs_period_us").write_text(period)
-    return root
-
-
-@pytest.mark.parametrize(
-    ("cpu_max", "expected"),
-    [
-        ("max 100000\n", 8),  # no limit: every visible CPU
-        ("400000 100000\n", 4),
-        ("150000 100000\n", 1),  # 1.5 CPUs: whole CPUs only, rounded down
-        ("50000 100000\n", 1),  # half a CPU: never 0
-        ("1600000 100000\n", 8),  # a quota above the visible CPUs: the CPUs
-        ("250000 50000", 5),
-    ],
-)
-def test_cgroup_v2_cpu_max(tmp_path: Path, eight_cpus: None, cpu_max: str, expected: int) -> None:
-    assert cpu_budget(_v2(tmp_path, cpu_max)) == expected
-
-
-@pytest.mark.parametrize(
-    ("quota", "period", "expected"),
-    [("-1", "100000", 8), ("300000", "100000", 3), ("150000", "100000", 1), ("100000", "0", 8)],
-)
-def test_cgroup_v1_cfs_quota(
-    tmp_path: Path, eight_cpus: None, quota: str, period: str, expected: int
-) -> None:
-    assert cpu_budget(_v1(tmp_path, quota, period)) == expected
-
-
-def test_no_cgroup_files_or_garbage_fall_back_to_the_cpu_count(tmp_path: Path, eight_cpus: None) -> None:
-    assert cpu_budget(tmp_path / "missing") == 8
-    assert cpu_budget(_v2(tmp_path / "garbage", "lots of cpus")) == 8
-    assert cpu_budget(_v1(tmp_path / "v1garbage", "x", "y")) == 8
-
-
-def test_v2_unlimited_falls_through_to_v1(tmp_path: Path, eight_cpus: None) -> None:
-    root = _v1(_v2(tmp_path, "max 100000"), "200000", "100000")
-    assert cpu_budget(root) == 2
-
-
-def test_override_wins_over_the_cgroup_and_is_capped_by_visible_cpus(
-    tmp_path: Path, eight_cpus: None
-) -> None:
-    root = _v2(tmp_path, "200000 100000")
-    assert cpu_budget(root, override=3.0) == 3
-    assert cpu_budget(root, override=0.5) == 1
-    assert cpu_budget(root, override=64) == 8
-
-
-def test_visible_cpus_is_the_affinity_mask() -> None:
-    assert budget_module.visible_cpus() == len(os.sched_getaffinity(0))
-
-
-@pytest.mark.parametrize(
-    ("budget", "workers", "threads", "expected"),
-    [
-        (1, None, None, PoolShape(1, 1)),
-        (2, None, None, PoolShape(1, 2)),
-        (3, None, None, PoolShape(1, 3)),
-        (4, None, None, PoolShape(2, 2)),
-        (8, None, None, PoolShape(4, 2)),
-        (8, 3, None, PoolShape(3, 2)),
-        (4, 100, None, PoolShape(4, 1)),
-        (4, None, 100, PoolShape(2, 2)),
-        (2, 1, 1, PoolShape(1, 1)),
-        (2, 2, None, PoolShape(2, 1)),
-    ],
-)
-def test_pool_shape_examples(
-    budget: int, workers: int | None, threads: int | None, expected: PoolShape
-) -> None:
-    assert pool_shape(budget, workers, threads) == expected
-
-
-def test_pool_shape_never_exceeds_the_budget() -> None:
-    choices = [None, 1, 2, 3, 4, 5, 7, 8, 16, 33, 100]
-    for budget in range(1, 65):
-        for workers in choices:
-            for threads in choices:
-                shape = pool_shape(budget, workers, threads)
-                assert shape.workers >= 1 and shape.threads_per_task >= 1
-                assert shape.workers * shape.threads_per_task <= budget, (budget, workers, threads, shape)
-                if workers is not None:
-                    assert shape.workers == min(workers, budget)
+def test_the_liveness_helper_tells_live_from_dead_processes() -> None:
+    """The cancel and kill tests rely on alive(); a helper that always said False would make them vacuous."""
+    assert alive(os.getpid())
+    child = subprocess.Popen(["sleep", "0"])
+    child.wait()
+    assert not alive(child.pid)

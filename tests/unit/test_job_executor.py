@@ -1,0 +1,301 @@
+"""The job engine in one process: JobExecutor over the real InMemoryJobStore with the InlineRunner
+and a fake clock, so heartbeats, leases and the reaper run when the test moves time; GetJob,
+CancelJob and the submit side of the analysis use cases. (With real compute processes:
+tests/integration/test_job_executor_processes.py.)"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from adapters.compute.inline_runner import InlineRunner
+from adapters.inline.dataset_source import InlineDatasetSource
+from application.analyze_content import AnalyzeContent
+from application.analyze_policies import AnalyzePolicies
+from application.errors import Busy
+from application.job_executor import JobExecutor, JobSettings
+from application.segment_customers import SegmentCustomers
+from domain.content import ContentSpec
+from domain.data import InlineColumns
+from domain.errors import InsufficientData, NotFound, ValidationFailed
+from domain.jobs import Job, JobStatus, RequestEcho
+from domain.policies import PolicySpec
+from domain.segmentation import SegmentationSpec
+from entrypoints.presenters.jobs import JobResultPresenter
+from support import tasks
+from support.clock import FakeClock
+from support.eventually import eventually
+from support.jobs import CountingStore, Engine, started_engine
+from support.stepper import Stepper
+
+pytestmark = pytest.mark.timeout(60)
+
+HEARTBEAT = 0.5
+SETTINGS = JobSettings(lease_seconds=2.0, heartbeat_seconds=HEARTBEAT, reaper_seconds=1.0)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def stepper() -> Iterator[Callable[..., Stepper]]:
+    """Makes Steppers, and lets every one of them end when the test does (no thread left behind)."""
+    made: list[Stepper] = []
+
+    def make(steps: int = 3, result: Any = None) -> Stepper:
+        made.append(Stepper(steps, result))
+        return made[-1]
+
+    yield make
+    for task in made:
+        task.release()
+
+
+@pytest.fixture
+async def inline(clock: FakeClock) -> AsyncIterator[Engine]:
+    engine = await started_engine(InlineRunner(queue_limit=4), clock, SETTINGS)
+    try:
+        yield engine
+    finally:
+        await engine.executor.close()
+
+
+async def _reported(task: Stepper, reports: int) -> None:
+    await eventually(lambda: task.reports >= reports, what=f"{reports} progress reports")
+
+
+# ------------------------------------------------------------------------- lifecycle
+
+
+async def test_a_job_goes_queued_running_completed_with_progress_from_each_heartbeat(
+    inline: Engine, clock: FakeClock, stepper: Callable[..., Stepper]
+) -> None:
+    task = stepper(3, {"value": 7, "squares": [49]})
+    submitted = await inline.executor.submit("segmentation", task)
+    assert submitted.status is JobStatus.QUEUED and submitted.progress == 0.0
+    assert submitted.owner == inline.executor.owner
+    assert (await inline.wait(submitted.id, lambda j: j.status is JobStatus.RUNNING)).progress == 0.0
+
+    stored_progress = []
+    for report in range(1, 4):
+        task.go()
+        await _reported(task, report)
+        await clock.elapse(HEARTBEAT)  # the heartbeat carries the last report to the store
+        running = await inline.job(submitted.id)
+        assert running.status is JobStatus.RUNNING
+        stored_progress.append(running.progress)
+    assert stored_progress == [0.25, 0.5, 0.75]
+
+    task.go()  # and it returns
+    job = await inline.final(submitted.id)
+    assert job.status is JobStatus.COMPLETED
+    assert job.result == {"value": 7, "squares": [49]}
+    assert job.error is None and job.progress == 1.0
+    assert job.started_at is not None and job.finished_at is not None
+    assert job.created_at <= job.started_at <= job.finished_at
+    assert inline.runner.capacity()["queued"] == 0
+
+
+async def test_a_task_raising_insufficient_data_ends_failed_with_that_code(inline: Engine) -> None:
+    job = await inline.executor.submit(
+        "segmentation", tasks.job_raises, InsufficientData, "only 3 distinct rows"
+    )
+    done = await inline.final(job.id)
+    assert done.status is JobStatus.FAILED
+    assert done.error is not None
+    assert (done.error.code, done.error.message) == ("INSUFFICIENT_DATA", "only 3 distinct rows")
+    assert done.result is None
+
+
+async def test_close_with_the_inline_runner_fails_the_job_and_stops_its_thread(
+    clock: FakeClock, stepper: Callable[..., Stepper]
+) -> None:
+    engine = await started_engine(InlineRunner(), clock, SETTINGS)
+    task = stepper(3)
+    job = await engine.executor.submit("segmentation", task)
+    await engine.wait(job.id, lambda j: j.status is JobStatus.RUNNING)
+    await engine.executor.close()
+    done = await engine.job(job.id)
+    assert done.status is JobStatus.FAILED and done.error is not None and done.error.code == "SHUTDOWN"
+    task.go()
+    await eventually(task.ended.is_set, what="the task's thread ending")
+    assert task.reports == 0, "the task's thread ran on after close()"
+
+
+# ------------------------------------------------------------------------- leases and the reaper
+
+
+async def test_the_reaper_fails_jobs_whose_lease_ran_out_with_worker_lost(clock: FakeClock) -> None:
+    store = CountingStore(clock)
+    now = clock.now()
+    for job_id, start in (("dead-running", True), ("dead-queued", False)):
+        await store.create(
+            Job(
+                id=job_id,
+                type="segmentation",
+                status=JobStatus.QUEUED,
+                created_at=now - 100,
+                owner="replica-dead",
+                lease_expires_at=now - 60,
+            )
+        )
+        if start:
+            await store.start_job(job_id, owner="replica-dead", now=now - 90, lease_seconds=5)
+    await store.create(
+        Job(
+            id="alive-elsewhere",
+            type="segmentation",
+            status=JobStatus.QUEUED,
+            created_at=now,
+            owner="replica-other",
+            lease_expires_at=now + 3600,
+        )
+    )
+    executor = JobExecutor(store, InlineRunner(), clock, SETTINGS, JobResultPresenter())
+    await executor.start()
+    try:
+        await clock.elapse(SETTINGS.reaper_seconds)
+        for job_id in ("dead-running", "dead-queued"):
+            job = await store.get(job_id)
+            assert job is not None and job.status is JobStatus.FAILED and job.error is not None
+            assert job.error.code == "WORKER_LOST"
+        other = await store.get("alive-elsewhere")
+        assert other is not None and other.status is JobStatus.QUEUED
+        # Once the other replica stops renewing, its lease runs out too.
+        clock.advance(3600)
+        await clock.elapse(SETTINGS.reaper_seconds)
+        other = await store.get("alive-elsewhere")
+        assert other is not None and other.error is not None and other.error.code == "WORKER_LOST"
+    finally:
+        await executor.close()
+
+
+async def test_heartbeats_keep_a_job_longer_than_its_lease_alive(
+    inline: Engine, clock: FakeClock, stepper: Callable[..., Stepper]
+) -> None:
+    task = stepper(1, {"value": 5})
+    job = await inline.executor.submit("segmentation", task)
+    await inline.wait(job.id, lambda j: j.status is JobStatus.RUNNING)
+    await clock.elapse(3 * SETTINGS.lease_seconds)  # reaper passes included
+    assert (await inline.job(job.id)).status is JobStatus.RUNNING
+    task.release()
+    done = await inline.final(job.id)
+    assert done.status is JobStatus.COMPLETED, done.error
+
+
+# ------------------------------------------------------------------------- GetJob, CancelJob
+
+
+async def test_get_unknown_job_is_not_found(inline: Engine) -> None:
+    with pytest.raises(NotFound) as caught:
+        await inline.get.execute("nope")
+    assert "nope" in caught.value.message
+
+
+async def test_cancel_unknown_job_is_not_found(inline: Engine) -> None:
+    with pytest.raises(NotFound):
+        await inline.cancel.execute("nope")
+
+
+async def test_cancel_is_idempotent_on_finished_jobs(
+    inline: Engine, clock: FakeClock, stepper: Callable[..., Stepper]
+) -> None:
+    job = await inline.executor.submit("segmentation", tasks.job_result, 4, 0.0)
+    completed = await inline.final(job.id)
+    assert completed.status is JobStatus.COMPLETED
+    assert await inline.cancel.execute(job.id) == completed  # unchanged
+
+    task = stepper(3)
+    pending = await inline.executor.submit("segmentation", task)
+    first = await inline.cancel.execute(pending.id)
+    second = await inline.cancel.execute(pending.id)
+    assert first.status is second.status is JobStatus.CANCELLED
+    assert first.finished_at == second.finished_at
+    task.release()  # had it started, it stops at its next report
+    await eventually(lambda: inline.runner.capacity()["queued"] == 0, what="the cancelled job letting go")
+    assert task.reports == 0
+    await clock.elapse(4 * HEARTBEAT)  # heartbeats and reaper passes later, nothing has moved
+    assert await inline.job(pending.id) == first
+
+
+async def test_submit_answers_busy_when_the_queue_is_full_and_creates_no_job(
+    clock: FakeClock, stepper: Callable[..., Stepper]
+) -> None:
+    engine = await started_engine(InlineRunner(queue_limit=1), clock, SETTINGS)
+    try:
+        task = stepper(3)
+        blocker = await engine.executor.submit("segmentation", task)
+        with pytest.raises(Busy):
+            await engine.executor.submit("segmentation", tasks.job_result, 1, 0.0)
+        assert engine.store.created == [blocker.id]
+        await engine.cancel.execute(blocker.id)
+        task.go()  # the task stops at its next report, and its place comes back
+        await eventually(lambda: engine.runner.capacity()["queued"] == 0, what="the place coming back")
+        job = await engine.executor.submit("segmentation", tasks.job_result, 1, 0.0)
+        assert (await engine.final(job.id)).status is JobStatus.COMPLETED
+    finally:
+        await engine.executor.close()
+
+
+# ------------------------------------------------------------------------- analysis use cases (submit side)
+
+
+class FakeSegmenter:
+    """A Segmenter that returns a fixed result naming what it was given."""
+
+    def segment(self, dataset: Any, spec: Any, progress: Callable[..., None]) -> dict[str, Any]:
+        progress(0.5, "segmenting")
+        return {"algorithm": spec.algorithm, "k": spec.min_clusters, "rowCount": dataset.row_count}
+
+
+class _NeverCalled:
+    def analyze(self, *args: object) -> dict[str, object]:
+        raise AssertionError("must not run")
+
+
+def _segment(engine: Engine) -> SegmentCustomers:
+    return SegmentCustomers(InlineDatasetSource(), engine.executor, FakeSegmenter(), max_rows=1000)
+
+
+async def test_segment_customers_queues_a_job_whose_result_echoes_the_ids(inline: Engine) -> None:
+    data = InlineColumns({"a": [float(i) for i in range(30)], "b": [float(i % 7) for i in range(30)]})
+    job = await _segment(inline).submit(
+        data, SegmentationSpec(min_clusters=3, max_clusters=5), RequestEcho(schema_id="s1")
+    )
+    assert job.type == "segmentation" and job.status is JobStatus.QUEUED
+    done = await inline.final(job.id)
+    assert done.status is JobStatus.COMPLETED
+    assert done.result == {"algorithm": "kmeans", "k": 3, "rowCount": 30, "schemaId": "s1"}
+
+
+async def test_bad_segmentation_requests_fail_before_any_job_exists(inline: Engine) -> None:
+    use_case = _segment(inline)
+    data = InlineColumns({"a": [1.0, 2.0, 3.0, 4.0], "label": ["x", "y", "x", "y"]})
+    with pytest.raises(ValidationFailed) as caught:
+        await use_case.submit(data, SegmentationSpec(fields=("a", "ghost")), {})
+    assert any("ghost" in str(d) for d in caught.value.details)
+    with pytest.raises(ValidationFailed) as caught:
+        await use_case.submit(data, SegmentationSpec(min_clusters=6, max_clusters=3), {})
+    with pytest.raises(InsufficientData):
+        await use_case.submit(InlineColumns({"a": [1.0, 2.0]}), SegmentationSpec(), {})
+    assert inline.store.created == []
+    assert inline.runner.capacity()["queued"] == 0
+
+
+async def test_policy_and_content_requests_naming_missing_columns_fail_before_any_job(inline: Engine) -> None:
+    data = InlineColumns({"a": [1.0, 2.0, 3.0]})
+    policies = AnalyzePolicies(InlineDatasetSource(), inline.executor, _NeverCalled(), max_rows=100)
+    with pytest.raises(ValidationFailed) as caught:
+        await policies.submit(data, PolicySpec(), {})
+    assert {"fieldMap.customerId", "fieldMap.channel", "fieldMap.timestamp", "fieldMap.interactionType"} <= {
+        d["field"] for d in caught.value.details
+    }
+    content = AnalyzeContent(InlineDatasetSource(), inline.executor, _NeverCalled(), max_rows=100)
+    with pytest.raises(ValidationFailed) as caught:
+        await content.submit(data, ContentSpec(), {})
+    assert "impressions" in {d["field"] for d in caught.value.details}
+    assert inline.store.created == []
