@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from domain.content import ContentAnalysisResult, ContentSpec
@@ -33,6 +34,15 @@ class DatasetSource(Protocol[F_out]):
     async def check(self) -> str | None:
         """None when the source is usable, else a short reason (for /health)."""
         ...
+
+
+@dataclass(frozen=True)
+class PoolCapacity:
+    workers: int
+    threads_per_task: int
+    busy: int
+    queued: int
+    queue_limit: int
 
 
 class Reservation(Protocol):
@@ -73,8 +83,8 @@ class ComputeRunner(Protocol):
         WorkerError is re-raised."""
         ...
 
-    def capacity(self) -> Mapping[str, int]:
-        """`workers`, `threadsPerTask`, `busy`, `queued`, `queueLimit`: for /health and metrics."""
+    def capacity(self) -> PoolCapacity:
+        """How many workers there are and how busy they are: for /health and metrics."""
         ...
 
 

@@ -27,6 +27,7 @@ from adapters.system_clock import SystemClock
 from application.analyze_content import AnalyzeContent
 from application.analyze_policies import AnalyzePolicies
 from application.cancel_job import CancelJob
+from application.check_health import CheckHealth
 from application.get_job import GetJob
 from application.job_executor import JobExecutor, JobSettings
 from application.ports import Clock, ComputeRunner, DatasetSource, JobStore
@@ -163,6 +164,13 @@ class Container(containers.DeclarativeContainer):
     analyze_content = providers.Singleton(AnalyzeContent, datasets, executor, content_analyzer, max_rows)
     get_job = providers.Singleton(GetJob, job_store)
     cancel_job = providers.Singleton(CancelJob, job_store, executor, clock)
+    check_health = providers.Singleton(
+        CheckHealth,
+        job_store,
+        datasets,
+        runner,
+        uses_database=providers.Callable(bool, settings.provided.database_url),
+    )
 
 
 @dataclass(frozen=True)
@@ -179,6 +187,7 @@ class Services:
     analyze_content: AnalyzeContent
     get_job: GetJob
     cancel_job: CancelJob
+    check_health: CheckHealth
 
 
 async def _resolved(provider: Any) -> Any:

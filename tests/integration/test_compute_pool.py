@@ -54,7 +54,7 @@ async def test_result_and_progress_reach_the_caller_in_order(pool: ProcessPoolRu
     )
     assert result == "done"
     assert seen == [(1 / 3, "load"), (2 / 3, "fit"), (1.0, "dump")]
-    assert pool.capacity()["busy"] == 0
+    assert pool.capacity().busy == 0
 
 
 async def test_the_task_runs_in_another_process(pool: ProcessPoolRunner) -> None:
@@ -121,7 +121,7 @@ async def test_cancel_event_stops_a_30_s_task_in_under_2_s(pool: ProcessPoolRunn
     await eventually(lambda: not alive(task_pid), timeout=2.0)
     assert task_pid not in pool.worker_pids()
     assert await pool.run(tasks.add, 20, 22) == 42
-    assert pool.capacity()["busy"] == 0 and pool.capacity()["queued"] == 0
+    assert pool.capacity().busy == 0 and pool.capacity().queued == 0
 
 
 async def test_timeout_gives_task_timed_out_and_the_pool_recovers(pool: ProcessPoolRunner) -> None:
@@ -171,12 +171,12 @@ async def test_reserve_raises_busy_when_workers_and_queue_are_full() -> None:
             )
         )
         await asyncio.wait_for(started.wait(), 20)
-        assert runner.capacity()["busy"] == 1
-        assert runner.capacity()["queued"] == 0
+        assert runner.capacity().busy == 1
+        assert runner.capacity().queued == 0
         waiting = asyncio.create_task(runner.run(tasks.add, 1, 1, cancel_event=cancel))
-        await eventually(lambda: runner.capacity()["queued"] == 1, timeout=5)
+        await eventually(lambda: runner.capacity().queued == 1, timeout=5)
         capacity = runner.capacity()
-        assert (capacity["workers"], capacity["busy"], capacity["queued"], capacity["queueLimit"]) == (
+        assert (capacity.workers, capacity.busy, capacity.queued, capacity.queue_limit) == (
             1,
             1,
             1,
@@ -192,7 +192,7 @@ async def test_reserve_raises_busy_when_workers_and_queue_are_full() -> None:
         for task in (running, waiting):
             with pytest.raises(TaskCancelled):
                 await task
-        assert runner.capacity()["busy"] == 0 and runner.capacity()["queued"] == 0
+        assert runner.capacity().busy == 0 and runner.capacity().queued == 0
         # Places are given back: two can be taken again, and released without running anything.
         first, second = runner.reserve(), runner.reserve()
         with pytest.raises(Busy):
@@ -245,14 +245,14 @@ async def test_cancel_while_queued_returns_at_once_and_frees_the_place() -> None
             on_start_called.append(True)
 
         second = asyncio.create_task(runner.run(tasks.add, 1, 1, cancel_event=stop_second, on_start=on_start))
-        await eventually(lambda: runner.capacity()["queued"] == 1, timeout=5)
+        await eventually(lambda: runner.capacity().queued == 1, timeout=5)
         t0 = time.monotonic()
         stop_second.set()
         with pytest.raises(TaskCancelled):
             await second
         assert time.monotonic() - t0 < 0.5
         assert on_start_called == []
-        assert runner.capacity()["queued"] == 0 and runner.capacity()["busy"] == 1
+        assert runner.capacity().queued == 0 and runner.capacity().busy == 1
         assert not first.done()
         stop_first.set()
         with pytest.raises(TaskCancelled):
@@ -278,7 +278,7 @@ async def test_a_run_cancelled_while_queued_does_not_leak_a_worker() -> None:
         )
         await asyncio.wait_for(started.wait(), 20)
         queued = asyncio.create_task(runner.run(tasks.add, 1, 1, cancel_event=asyncio.Event()))
-        await eventually(lambda: runner.capacity()["queued"] == 1, timeout=5)
+        await eventually(lambda: runner.capacity().queued == 1, timeout=5)
         queued.cancel()
         with pytest.raises(asyncio.CancelledError):
             await queued
@@ -307,7 +307,7 @@ async def test_on_start_runs_once_a_worker_is_free_and_its_error_aborts_the_run(
 
     with pytest.raises(NotFound):
         await pool.run(tasks.add, 1, 2, on_start=refuse)
-    assert pool.capacity()["busy"] == 0 and pool.capacity()["queued"] == 0
+    assert pool.capacity().busy == 0 and pool.capacity().queued == 0
     assert await pool.run(tasks.add, 2, 2) == 4
 
 

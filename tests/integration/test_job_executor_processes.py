@@ -12,6 +12,7 @@ import pytest
 from adapters.compute.process_pool import ProcessPoolRunner
 from adapters.system_clock import SystemClock
 from application.job_executor import JobSettings
+from application.ports import PoolCapacity
 from domain.jobs import JobStatus
 from support import tasks
 from support.eventually import eventually
@@ -70,7 +71,7 @@ async def test_cancel_of_a_queued_and_of_a_running_job(pooled: Engine) -> None:
     cancelled_running = await pooled.cancel.execute(running.id)
     assert cancelled_running.status is JobStatus.CANCELLED
     await eventually(
-        lambda: not alive(worker_pid) and not pooled.runner.capacity()["busy"],
+        lambda: not alive(worker_pid) and not pooled.runner.capacity().busy,
         timeout=2.0,
         what="the running job's process stopping",
     )
@@ -80,13 +81,9 @@ async def test_cancel_of_a_queued_and_of_a_running_job(pooled: Engine) -> None:
         job = await pooled.job(job_id)
         assert job.status is JobStatus.CANCELLED and job.error is None and job.result is None
     # The queued job never ran, and the pool is whole again.
-    assert pooled.runner.capacity() == {
-        "workers": 1,
-        "threadsPerTask": 1,
-        "busy": 0,
-        "queued": 0,
-        "queueLimit": 2,
-    }
+    assert pooled.runner.capacity() == PoolCapacity(
+        workers=1, threads_per_task=1, busy=0, queued=0, queue_limit=2
+    )
     again = await pooled.executor.submit("segmentation", tasks.job_result, 2, 0.1)
     assert (await pooled.final(again.id)).status is JobStatus.COMPLETED
 

@@ -72,7 +72,7 @@ async def test_inline_runner_cancels_cooperatively_at_the_next_report(
     with pytest.raises(TaskCancelled):
         await run
     assert task.reports == 2 and seen == [1 / 6, 2 / 6]
-    assert runner.capacity()["queued"] == 0
+    assert runner.capacity().queued == 0
 
 
 async def test_inline_runner_timeout(stepper: Callable[..., Stepper]) -> None:
@@ -82,7 +82,7 @@ async def test_inline_runner_timeout(stepper: Callable[..., Stepper]) -> None:
     with pytest.raises(TaskTimedOut):
         await runner.run(task, timeout=SHORT_TIMEOUT, cancel_event=cancel)
     assert cancel.is_set()  # the thread stops at its next report
-    assert runner.capacity()["queued"] == 0
+    assert runner.capacity().queued == 0
     task.go()
     await eventually(task.ended.is_set, what="the thread ending")
     assert task.reports == 0
@@ -111,18 +111,18 @@ async def test_inline_runner_asyncio_cancellation_stops_the_thread(stepper: Call
     task.go()
     await eventually(task.ended.is_set, what="the thread ending")
     assert task.reports == 0
-    assert runner.capacity()["queued"] == 0
+    assert runner.capacity().queued == 0
 
 
 async def test_inline_runner_queue_limit_and_on_start() -> None:
     runner = InlineRunner(queue_limit=2)
     a, b = runner.reserve(), runner.reserve()
-    assert runner.capacity()["queued"] == 2
+    assert runner.capacity().queued == 2
     with pytest.raises(Busy):
         runner.reserve()
     a.release()
     a.release()
-    assert runner.capacity()["queued"] == 1
+    assert runner.capacity().queued == 1
     calls: list[int] = []
 
     async def on_start() -> None:
@@ -130,4 +130,4 @@ async def test_inline_runner_queue_limit_and_on_start() -> None:
 
     assert await runner.run(tasks.add, 1, 1, reservation=b, on_start=on_start) == 2
     assert calls == [1]
-    assert runner.capacity()["queued"] == 0
+    assert runner.capacity().queued == 0

@@ -97,7 +97,7 @@ async def test_a_job_goes_queued_running_completed_with_progress_from_each_heart
     assert job.error is None and job.progress == 1.0
     assert job.started_at is not None and job.finished_at is not None
     assert job.created_at <= job.started_at <= job.finished_at
-    assert inline.runner.capacity()["queued"] == 0
+    assert inline.runner.capacity().queued == 0
 
 
 async def test_a_task_raising_insufficient_data_ends_failed_with_that_code(inline: Engine) -> None:
@@ -216,7 +216,7 @@ async def test_cancel_is_idempotent_on_finished_jobs(
     assert first.status is second.status is JobStatus.CANCELLED
     assert first.finished_at == second.finished_at
     task.release()  # had it started, it stops at its next report
-    await eventually(lambda: inline.runner.capacity()["queued"] == 0, what="the cancelled job letting go")
+    await eventually(lambda: inline.runner.capacity().queued == 0, what="the cancelled job letting go")
     assert task.reports == 0
     await clock.elapse(4 * HEARTBEAT)  # heartbeats and reaper passes later, nothing has moved
     assert await inline.job(pending.id) == first
@@ -234,7 +234,7 @@ async def test_submit_answers_busy_when_the_queue_is_full_and_creates_no_job(
         assert engine.store.created == [blocker.id]
         await engine.cancel.execute(blocker.id)
         task.go()  # the task stops at its next report, and its place comes back
-        await eventually(lambda: engine.runner.capacity()["queued"] == 0, what="the place coming back")
+        await eventually(lambda: engine.runner.capacity().queued == 0, what="the place coming back")
         job = await engine.executor.submit("segmentation", tasks.job_result, 1, 0.0)
         assert (await engine.final(job.id)).status is JobStatus.COMPLETED
     finally:
@@ -283,7 +283,7 @@ async def test_bad_segmentation_requests_fail_before_any_job_exists(inline: Engi
     with pytest.raises(InsufficientData):
         await use_case.submit(InlineColumns({"a": [1.0, 2.0]}), SegmentationSpec(), {})
     assert inline.store.created == []
-    assert inline.runner.capacity()["queued"] == 0
+    assert inline.runner.capacity().queued == 0
 
 
 async def test_policy_and_content_requests_naming_missing_columns_fail_before_any_job(inline: Engine) -> None:

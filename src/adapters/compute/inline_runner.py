@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from application.errors import Busy, TaskCancelled, TaskTimedOut
-from application.ports import ComputeRunner, Reservation
+from application.ports import ComputeRunner, PoolCapacity, Reservation
 
 R = TypeVar("R")
 
@@ -37,14 +37,14 @@ class InlineRunner(ComputeRunner):
         self._queued += 1
         return _Place(self)
 
-    def capacity(self) -> Mapping[str, int]:
-        return {
-            "workers": 1,
-            "threadsPerTask": 1,
-            "busy": 0,
-            "queued": self._queued,
-            "queueLimit": self._queue_limit,
-        }
+    def capacity(self) -> PoolCapacity:
+        return PoolCapacity(
+            workers=1,
+            threads_per_task=1,
+            busy=0,
+            queued=self._queued,
+            queue_limit=self._queue_limit,
+        )
 
     async def run(
         self,

@@ -14,7 +14,7 @@ import multiprocessing as mp
 import pickle
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as mp_wait
@@ -25,7 +25,7 @@ import structlog
 
 from adapters.compute.worker_main import worker_loop
 from application.errors import Busy, TaskCancelled, TaskTimedOut, WorkerLost, error_from_code
-from application.ports import ComputeRunner, Reservation
+from application.ports import ComputeRunner, PoolCapacity, Reservation
 from domain.errors import InternalFailure
 
 R = TypeVar("R")
@@ -117,14 +117,14 @@ class ProcessPoolRunner(ComputeRunner):
     def worker_pids(self) -> list[int]:
         return [w.process.pid for w in self._workers if w.process.pid is not None]
 
-    def capacity(self) -> Mapping[str, int]:
-        return {
-            "workers": self._size,
-            "threadsPerTask": self._threads,
-            "busy": self._busy,
-            "queued": max(0, self._queued - self._busy),
-            "queueLimit": self._queue_limit,
-        }
+    def capacity(self) -> PoolCapacity:
+        return PoolCapacity(
+            workers=self._size,
+            threads_per_task=self._threads,
+            busy=self._busy,
+            queued=max(0, self._queued - self._busy),
+            queue_limit=self._queue_limit,
+        )
 
     def reserve(self) -> Reservation:
         # A place is either a worker or a queue slot: beyond both, answer BUSY rather than hang.

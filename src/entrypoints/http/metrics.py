@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from application.ports import PoolCapacity
+from entrypoints.presenters.health import capacity_view
+
 
 class _ComputeCollector(Collector):
-    def __init__(self, capacity: Callable[[], Mapping[str, int]]) -> None:
+    def __init__(self, capacity: Callable[[], PoolCapacity]) -> None:
         self._capacity = capacity
 
     def collect(self) -> Iterable[Metric]:
         gauge = GaugeMetricFamily("ml_worker_compute", "Compute pool state", labels=["state"])
-        for key, value in self._capacity().items():
+        for key, value in capacity_view(self._capacity()).items():
             gauge.add_metric([key], value)
         yield gauge
 
@@ -52,5 +55,5 @@ class Metrics:
             "ml_worker_jobs_submitted_total", "Jobs accepted", ["type"], registry=self.registry
         )
 
-    def watch_compute(self, capacity: Callable[[], Mapping[str, int]]) -> None:
+    def watch_compute(self, capacity: Callable[[], PoolCapacity]) -> None:
         self.registry.register(_ComputeCollector(capacity))

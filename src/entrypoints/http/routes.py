@@ -3,7 +3,6 @@ errors.py; nothing here catches."""
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import time
 from typing import Any, TypeVar
@@ -24,12 +23,11 @@ from entrypoints.http.responses import JsonResponse
 from entrypoints.presenters import commands as mapping
 from entrypoints.presenters import gbm
 from entrypoints.presenters.content import CONTENT_NAMES, content_spec
+from entrypoints.presenters.health import health_view
 from entrypoints.presenters.jobs import job_view
 from entrypoints.presenters.segmentation import SEGMENTATION_NAMES, segmentation_spec
 
 M = TypeVar("M", bound=BaseModel)
-CAPABILITIES = ["policy_analysis", "segmentation", "content_analysis", "gbm_training"]
-_HEALTH_CHECK_TIMEOUT_S = 2.0
 
 
 def _services(request: Request) -> Services:
@@ -85,32 +83,17 @@ class _UnsupportedMediaType(ValidationFailed):
         super().__init__("the body must be application/json")
 
 
-async def _check(name: str, probe: Any) -> dict[str, Any]:
-    try:
-        reason = await asyncio.wait_for(probe(), _HEALTH_CHECK_TIMEOUT_S)
-    except TimeoutError:
-        reason = f"no answer within {_HEALTH_CHECK_TIMEOUT_S:.0f} s"
-    return {"name": name, "status": "ok" if reason is None else "degraded", "reason": reason}
-
-
 async def get_health(request: Request) -> Response:
     services = _services(request)
     settings = services.settings
-    checks = [_check("jobStore", services.job_store.check)]
-    if settings.database_url:
-        checks.append(_check("database", services.datasets.check))
-    dependencies = await asyncio.gather(*checks)
-    healthy = all(d["status"] == "ok" for d in dependencies)
-    body = {
-        "status": "ok" if healthy else "degraded",
-        "capabilities": CAPABILITIES,
-        "version": request.app.version,
-        "jobStore": settings.job_store,
-        "dataSource": "postgres" if settings.database_url else "inline",
-        "dependencies": dependencies,
-        "compute": dict(services.runner.capacity()),
-    }
-    return JsonResponse(body, status_code=200 if healthy else 503)
+    report = await services.check_health.execute()
+    body = health_view(
+        report,
+        version=request.app.version,
+        job_store=settings.job_store,
+        data_source="postgres" if settings.database_url else "inline",
+    )
+    return JsonResponse(body, status_code=200 if report.healthy else 503)
 
 
 async def get_metrics(request: Request) -> Response:
