@@ -71,6 +71,14 @@ class WireNames:
         """Spec fields that a message names in backticks, spelled as the request spells them."""
         return _BACKTICKED.sub(lambda m: f"`{self.wire(m.group(1))}`", text)
 
+    def _detail(self, detail: Mapping[str, Any]) -> dict[str, Any]:
+        renamed = dict(detail)
+        if "field" in detail:
+            renamed["field"] = self.wire(str(detail["field"]))
+        if isinstance(detail.get("message"), str):
+            renamed["message"] = self.message(detail["message"])
+        return renamed
+
     def error(self, error: WorkerError) -> WorkerError:
         """The same error with its details and message in wire names."""
         renamed = type(error).__new__(type(error))
@@ -78,10 +86,7 @@ class WireNames:
         WorkerError.__init__(
             renamed,
             self.message(error.message),
-            [
-                {**detail, "field": self.wire(str(detail["field"]))} if "field" in detail else detail
-                for detail in error.details
-            ],
+            [self._detail(detail) for detail in error.details],
         )
         return renamed
 
