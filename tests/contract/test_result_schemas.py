@@ -20,6 +20,7 @@ from adapters.segmentation.segmenter import SklearnSegmenter
 from domain.content import ContentSpec
 from domain.policies import PolicySpec
 from domain.segmentation import SegmentationSpec
+from entrypoints.presenters.jobs import JobResultPresenter
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,7 +73,7 @@ def test_policy_results_match_the_schema() -> None:
                     rows["timestamp"].append(t + offset * 60)
                     rows["interactionType"].append(event)
     result = PolarsPolicyAnalyzer().analyze(PolarsDataset(pl.DataFrame(rows)), PolicySpec(), _nothing)
-    _check("PolicyAnalysisResult", result)
+    _check("PolicyAnalysisResult", dict(JobResultPresenter().present(result)))
 
 
 def test_content_results_match_the_schema() -> None:

@@ -8,9 +8,11 @@ from typing import Any
 from domain.content import ContentSpec
 from domain.data import DataSpec, InlineColumns, InlineRows, TableRef
 from domain.gbm.training import CategoricalEncoding, GbmTrainingOutcome, GbmTrainingSpec, lightgbm_params
-from domain.policies import ContactCaps, PolicySpec
 from domain.segmentation import SegmentationSpec
 from entrypoints import contract as c
+
+# The CLI still reads it here; entrypoints.presenters.policies is its home.
+from entrypoints.presenters.policies import policy_spec as policy_spec
 
 
 def _names(items: Sequence[Any] | None) -> tuple[str, ...] | None:
@@ -87,29 +89,6 @@ def segmentation_spec(body: c.SegmentsRequest) -> SegmentationSpec:
         min_samples=body.minSamples,
         silhouette_sample_size=body.silhouetteSampleSize,
         max_categories=body.maxCategories,
-    )
-
-
-def policy_spec(body: c.PoliciesRequest) -> PolicySpec:
-    fields = body.fieldMap or c.FieldMap()
-    values = body.interactionValues or c.InteractionValues()
-    caps = body.caps or c.Caps()
-    return PolicySpec(
-        customer_id=fields.customerId,
-        channel=fields.channel,
-        timestamp=fields.timestamp,
-        interaction_type=fields.interactionType,
-        offer_id=fields.offerId,
-        impression_values=tuple(values.impression),
-        click_values=tuple(values.click),
-        conversion_values=tuple(values.conversion),
-        lookback_days=body.lookbackDays,
-        as_of=body.asOf.timestamp() if body.asOf is not None else None,
-        caps=ContactCaps(daily=caps.daily, weekly=caps.weekly, monthly=caps.monthly),
-        bands=tuple(band.root for band in body.bands),
-        min_samples_per_band=body.minSamplesPerBand,
-        random_state=body.randomState,
-        alpha=body.alpha,
     )
 
 

@@ -10,6 +10,8 @@ from typing import Any
 from application.ports import ResultPresenter
 from domain.errors import WorkerError
 from domain.jobs import EchoedResult, Job, JobFailure, RequestEcho
+from domain.policies import PolicyAnalysisResult
+from entrypoints.presenters.policies import POLICY_NAMES, present_policy_analysis
 from entrypoints.presenters.wire import WireNames, json_ready
 
 Present = Callable[[Any], Mapping[str, Any]]
@@ -18,6 +20,9 @@ Present = Callable[[Any], Mapping[str, Any]]
 RESULT_PRESENTERS: dict[type, Present] = {}
 # Job type -> how its request spells the spec fields that a failure message names.
 JOB_NAMES: dict[str, WireNames] = {}
+
+RESULT_PRESENTERS[PolicyAnalysisResult] = present_policy_analysis
+JOB_NAMES["policy_analysis"] = POLICY_NAMES
 
 
 def present_result(result: object) -> Mapping[str, Any]:

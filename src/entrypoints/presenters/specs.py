@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.policies import PolicySpec
+from entrypoints.presenters.policies import POLICY_NAMES
 from entrypoints.presenters.wire import WireNames
 
 
@@ -19,3 +21,5 @@ class RequestSpec:
 
 
 REQUEST_SPECS: list[RequestSpec] = []
+
+REQUEST_SPECS.append(RequestSpec(schema="PoliciesRequest", spec_type=PolicySpec, names=POLICY_NAMES))
