@@ -60,8 +60,8 @@ def child(path: str) -> None:
                 "peak_mb": peak,
                 "loaded_mb": loaded,
                 "rows": frame.height,
-                "cap": result["recommendedWeeklyCap"],
-                "customer_weeks": result["summary"]["customerWeeks"],
+                "cap": result.recommended_weekly_cap,
+                "customer_weeks": result.summary.customer_weeks,
             }
         )
     )

@@ -11,7 +11,7 @@ from domain.content import ContentAnalysisResult, ContentSpec
 from domain.data import Dataset, DataSpec
 from domain.gbm.training import GbmTrainingOutcome, GbmTrainingSpec
 from domain.jobs import Job, JobFailure, JobStatus
-from domain.policies import PolicySpec
+from domain.policies import PolicyAnalysisResult, PolicySpec
 from domain.progress import ProgressReporter
 from domain.segmentation import SegmentationResult, SegmentationSpec
 
@@ -205,8 +205,9 @@ class Segmenter(Protocol[F_in]):
 class PolicyAnalyzer(Protocol[F_in]):
     def analyze(
         self, dataset: Dataset[F_in], spec: PolicySpec, progress: ProgressReporter
-    ) -> dict[str, Any]:
-        """The JSON-able result of the PolicyAnalysisResult schema in openapi.yaml."""
+    ) -> PolicyAnalysisResult:
+        """The findings and recommendations (the presenters write them as openapi.yaml's
+        PolicyAnalysisResult)."""
         ...
 
 

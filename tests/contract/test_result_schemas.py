@@ -76,7 +76,7 @@ def test_policy_results_match_the_schema() -> None:
                     rows["timestamp"].append(t + offset * 60)
                     rows["interactionType"].append(event)
     result = PolarsPolicyAnalyzer().analyze(PolarsDataset(pl.DataFrame(rows)), PolicySpec(), _nothing)
-    _check("PolicyAnalysisResult", result)
+    _check("PolicyAnalysisResult", dict(JobResultPresenter().present(result)))
 
 
 def test_content_results_match_the_schema() -> None:

@@ -450,6 +450,56 @@ async def test_bad_segments_request_is_422_before_any_job(client: httpx.AsyncCli
     _error(response, 422, "VALIDATION_ERROR")
 
 
+def interactions(customers: int = 200, seed: int = 2) -> dict[str, list[Any]]:
+    rng = np.random.default_rng(seed)
+    rows: dict[str, list[Any]] = {"user": [], "medium": [], "ts": [], "event": []}
+    start = 1_704_067_200  # a Monday
+    for customer in range(customers):
+        for week in range(6):
+            for _ in range(int(rng.integers(1, 8))):
+                t = start + week * 7 * 86_400 + int(rng.integers(0, 6 * 86_400))
+                events = ["impression"] + (["click", "conversion"] if rng.random() < 0.1 else [])
+                for offset, event in enumerate(events):
+                    rows["user"].append(f"c{customer}")
+                    rows["medium"].append(str(rng.choice(["email", "sms"])))
+                    rows["ts"].append(t + offset * 60)
+                    rows["event"].append(event)
+    return rows
+
+
+POLICY_FIELDS = {"customerId": "user", "channel": "medium", "timestamp": "ts", "interactionType": "event"}
+
+
+async def test_policies_job_end_to_end(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/analyze/policies",
+        json={"data": {"columns": interactions()}, "fieldMap": POLICY_FIELDS, "tenantId": "t-1"},
+    )
+    assert response.status_code == 202, response.text
+    job = await _poll(client, response.headers["location"])
+    assert job["status"] == "completed", job
+    result = job["result"]
+    assert result["tenantId"] == "t-1" and "schemaId" not in result
+    assert result["summary"]["rows"] == len(interactions()["user"])
+    assert {c["channel"] for c in result["channels"]} == {"email", "sms"}
+    assert [b["band"] for b in result["frequencyBands"]] == ["1", "2-3", "4-5", "6-7", "8-10", "11+"]
+    assert result["model"] is None or result["model"]["features"][:2] == ["frequency", "frequencySquared"]
+
+
+async def test_bad_policies_request_is_422_naming_the_request_fields(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/analyze/policies",
+        json={
+            "data": {"columns": interactions(5)},
+            "fieldMap": {**POLICY_FIELDS, "channel": "channel"},
+            "interactionValues": {"click": ["Impression"]},
+        },
+    )
+    error = _error(response, 422, "VALIDATION_ERROR")
+    assert _fields(error) == ["fieldMap.channel", "interactionValues.click"]
+    assert "`interactionValues.impression`" in error["details"][1]["message"]
+
+
 async def test_delete_is_idempotent(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/analyze/segments",

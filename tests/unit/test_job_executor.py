@@ -291,9 +291,9 @@ async def test_policy_and_content_requests_naming_missing_columns_fail_before_an
     policies = AnalyzePolicies(InlineDatasetSource(), inline.executor, _NeverCalled(), max_rows=100)
     with pytest.raises(ValidationFailed) as caught:
         await policies.submit(data, PolicySpec(), {})
-    assert {"fieldMap.customerId", "fieldMap.channel", "fieldMap.timestamp", "fieldMap.interactionType"} <= {
-        d["field"] for d in caught.value.details
-    }
+    # Spec paths: the route spells them as the request does (fieldMap.customerId, ...).
+    roles = {"customer_id", "channel", "timestamp", "interaction_type"}
+    assert roles <= {d["field"] for d in caught.value.details}
     content = AnalyzeContent(InlineDatasetSource(), inline.executor, _NeverCalled(), max_rows=100)
     with pytest.raises(ValidationFailed) as caught:
         await content.submit(data, ContentSpec(), {})

@@ -21,7 +21,7 @@ from entrypoints.container import Services
 from entrypoints.http.errors import Unauthorized
 from entrypoints.http.responses import JsonResponse
 from entrypoints.presenters import commands as mapping
-from entrypoints.presenters import gbm
+from entrypoints.presenters import gbm, policies
 from entrypoints.presenters.content import CONTENT_NAMES, content_spec
 from entrypoints.presenters.health import health_view
 from entrypoints.presenters.jobs import job_view
@@ -144,8 +144,9 @@ async def analyze_segments(request: Request) -> Response:
 
 async def analyze_policies(request: Request) -> Response:
     body = await _parse(request, c.PoliciesRequest)
+    request.state.wire_names = policies.POLICY_NAMES
     return await _submit(
-        request, _services(request).analyze_policies, body.data, mapping.policy_spec(body), body
+        request, _services(request).analyze_policies, body.data, policies.policy_spec(body), body
     )
 
 

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from domain.data import DataSpec, InlineColumns, InlineRows, TableRef
-from domain.policies import ContactCaps, PolicySpec
 from entrypoints import contract as c
 
 # cli.py still imports content_spec from here; it lives in presenters/content.py.
@@ -15,6 +14,9 @@ from entrypoints.presenters.content import content_spec as content_spec
 # Until the CLI imports them from entrypoints.presenters.gbm (then delete these two lines).
 from entrypoints.presenters.gbm import training_response as training_response
 from entrypoints.presenters.gbm import training_spec as training_spec
+
+# The CLI still reads it here; entrypoints.presenters.policies is its home.
+from entrypoints.presenters.policies import policy_spec as policy_spec
 
 # The CLI still maps its segment command through this module; it moves to
 # entrypoints.presenters.segmentation with the CLI's split, and this re-export goes.
@@ -40,24 +42,3 @@ def data_spec(source: c.InlineRows | c.InlineColumns | c.TableData) -> DataSpec:
     )
 
 
-def policy_spec(body: c.PoliciesRequest) -> PolicySpec:
-    fields = body.fieldMap or c.FieldMap()
-    values = body.interactionValues or c.InteractionValues()
-    caps = body.caps or c.Caps()
-    return PolicySpec(
-        customer_id=fields.customerId,
-        channel=fields.channel,
-        timestamp=fields.timestamp,
-        interaction_type=fields.interactionType,
-        offer_id=fields.offerId,
-        impression_values=tuple(values.impression),
-        click_values=tuple(values.click),
-        conversion_values=tuple(values.conversion),
-        lookback_days=body.lookbackDays,
-        as_of=body.asOf.timestamp() if body.asOf is not None else None,
-        caps=ContactCaps(daily=caps.daily, weekly=caps.weekly, monthly=caps.monthly),
-        bands=tuple(band.root for band in body.bands),
-        min_samples_per_band=body.minSamplesPerBand,
-        random_state=body.randomState,
-        alpha=body.alpha,
-    )

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 
 from domain.content import ContentSpec
 from domain.gbm.training import GbmTrainingSpec
+from domain.policies import PolicySpec
 from domain.segmentation import ENGINE_FIELDS, SegmentationSpec
 from entrypoints.presenters.content import CONTENT_NAMES
 from entrypoints.presenters.gbm import GBM_NAMES
+from entrypoints.presenters.policies import POLICY_NAMES
 from entrypoints.presenters.segmentation import SEGMENTATION_NAMES
 from entrypoints.presenters.wire import WireNames
 
@@ -28,4 +30,5 @@ REQUEST_SPECS: list[RequestSpec] = [
     RequestSpec(schema="TrainGbmRequest", spec_type=GbmTrainingSpec, names=GBM_NAMES),
     RequestSpec("SegmentsRequest", SegmentationSpec, SEGMENTATION_NAMES, internal=ENGINE_FIELDS),
     RequestSpec(schema="ContentRequest", spec_type=ContentSpec, names=CONTENT_NAMES),
+    RequestSpec(schema="PoliciesRequest", spec_type=PolicySpec, names=POLICY_NAMES),
 ]

@@ -8,27 +8,21 @@ import pytest
 
 from domain.data import ColumnKind
 from domain.errors import ValidationFailed
-from domain.policies import (
+from domain.policies.bands import BandStats, FrequencyBand, band_index, frequency_bands, per_contact_drop_test
+from domain.policies.cap import choose_weekly_cap
+from domain.policies.channels import channel_rate_summary
+from domain.policies.cooldown import GapBucketStats, detect_cooldown, gap_bucket_edges
+from domain.policies.fatigue import detect_fatigue
+from domain.policies.recommendations import (
     MAX_CONFIDENCE,
-    BandStats,
-    ContactCaps,
-    FrequencyBand,
-    GapBucketStats,
-    PolicySpec,
-    band_index,
-    channel_rate_summary,
-    choose_weekly_cap,
+    FrequencyCapEvidence,
+    RuleConfig,
+    RulePayload,
     cooldown_recommendation,
-    detect_cooldown,
-    detect_fatigue,
-    frequency_bands,
     frequency_cap_recommendation,
-    gap_bucket_edges,
-    per_contact_drop_test,
-    two_proportion_z_test,
-    validate_policy_spec,
-    wilson_interval,
 )
+from domain.policies.spec import MAX_RANDOM_STATE, ContactCaps, PolicySpec, validate_policy_spec
+from domain.policies.statistics import Interval, two_proportion_z_test, wilson_interval
 
 SCHEMA = {
     "customerId": ColumnKind.CATEGORICAL,
@@ -62,7 +56,7 @@ def test_wilson_interval_matches_published_values(
 
 
 def test_wilson_interval_edges() -> None:
-    assert wilson_interval(0, 0).as_dict() == {"lower": 0.0, "upper": 1.0}
+    assert wilson_interval(0, 0) == Interval(0.0, 1.0)
     full = wilson_interval(20, 20)
     assert full.upper == 1.0 and full.lower == pytest.approx(1 - 0.1611, abs=5e-5)
     with pytest.raises(ValueError):
@@ -149,9 +143,10 @@ def test_fatigue_found_at_the_first_significant_drop() -> None:
     assert fatigue.fatigued is not None and fatigue.fatigued.band.label == "6-7"
     assert fatigue.comparisons == 4 and fatigue.adjusted_alpha == pytest.approx(0.0125)
     assert fatigue.test is not None and fatigue.test.p_value < 0.0125
-    as_dict = fatigue.as_dict()
-    assert as_dict["band"] == "4-5" and as_dict["maxContactsBeforeFatigue"] == 5
-    assert as_dict["referenceBands"] == "1-5"
+    finding = fatigue.finding()
+    assert finding.band == "4-5" and finding.max_contacts_before_fatigue == 5
+    assert finding.reference_bands == "1-5"
+    assert finding.significance.p_value == fatigue.test.p_value and finding.significance.comparisons == 4
 
     choice = choose_weekly_cap(stats, fatigue, ContactCaps(), min_samples=30)
     assert choice.cap == 5 and choice.fatigue_detected
@@ -161,7 +156,8 @@ def test_no_fatigue_with_flat_rates_keeps_the_configured_cap() -> None:
     stats = [_band(i, 400, f, 0.05) for i, f in enumerate((1, 2, 4, 6, 9, 12))]
     fatigue = detect_fatigue(stats, alpha=0.05, min_samples=30)
     assert fatigue.testable and not fatigue.detected
-    assert fatigue.as_dict()["band"] is None
+    # The band before fatigue is reported only when fatigue was detected.
+    assert fatigue.last_good is not None and fatigue.finding().band is None
     choice = choose_weekly_cap(stats, fatigue, ContactCaps(weekly=10), min_samples=30)
     assert choice.cap == 10 and not choice.fatigue_detected
 
@@ -237,8 +233,8 @@ def test_cap_is_never_above_the_configured_weekly_cap() -> None:
     assert choice.cap == 10
     rec = frequency_cap_recommendation(choice, fatigue, caps, min_samples=30)
     assert rec is not None
-    assert rec["payload"]["maxContacts"] == 10
-    assert rec["payload"]["config"] == {"maxPerDay": 2, "maxPerWeek": 10, "maxPerMonth": 25}
+    assert rec.payload.max_contacts == 10
+    assert rec.payload.config == RuleConfig(max_per_day=2, max_per_week=10, max_per_month=25)
 
 
 # --- cooldown -----------------------------------------------------------------------------------
@@ -260,16 +256,16 @@ def test_cooldown_is_the_upper_edge_of_the_longest_gap_that_converts_worse() -> 
     assert cooldown.reference is not None and cooldown.reference.label == ">=2d"
     rec = cooldown_recommendation(cooldown, ContactCaps(), min_samples=30)
     assert rec is not None
-    assert rec["title"] == "Set a 2-day cooldown between contacts"
-    assert rec["payload"] == {
-        "ruleType": "cooldown",
-        "scope": "global",
-        "channel": None,
-        "maxContacts": 1,
-        "windowDays": 2,
-        "config": {"maxPerDay": 1, "maxPerWeek": 4, "maxPerMonth": 15},
-    }
-    assert 0 < rec["confidence"] <= MAX_CONFIDENCE
+    assert rec.title == "Set a 2-day cooldown between contacts"
+    assert rec.payload == RulePayload(
+        rule_type="cooldown",
+        scope="global",
+        channel=None,
+        max_contacts=1,
+        window_days=2,
+        config=RuleConfig(max_per_day=1, max_per_week=4, max_per_month=15),
+    )
+    assert 0 < rec.confidence <= MAX_CONFIDENCE
 
 
 def test_no_cooldown_when_gaps_do_not_matter_or_data_is_thin() -> None:
@@ -297,19 +293,23 @@ def test_a_default_spec_on_matching_columns_is_valid() -> None:
 
 
 def test_validation_names_each_wrong_field() -> None:
-    assert _fields(PolicySpec(timestamp="ts", offer_id="offer")) == {"fieldMap.timestamp", "fieldMap.offerId"}
+    assert _fields(PolicySpec(timestamp="ts", offer_id="offer")) == {"timestamp", "offer_id"}
     assert _fields(PolicySpec(bands=(1, 3, 3))) == {"bands"}
     assert _fields(PolicySpec(bands=(0, 3))) == {"bands"}
     assert _fields(PolicySpec(bands=())) == {"bands"}
     assert _fields(PolicySpec(caps=ContactCaps(daily=5, weekly=4, monthly=30))) == {"caps.daily"}
     assert _fields(PolicySpec(caps=ContactCaps(daily=1, weekly=40, monthly=30))) == {"caps.weekly"}
     assert "caps.daily" in _fields(PolicySpec(caps=ContactCaps(daily=0)))
-    assert _fields(PolicySpec(lookback_days=0)) == {"lookbackDays"}
-    assert _fields(PolicySpec(min_samples_per_band=0)) == {"minSamplesPerBand"}
-    assert _fields(PolicySpec(click_values=("Impression",))) == {"interactionValues.click"}
-    assert _fields(PolicySpec(conversion_values=())) == {"interactionValues.conversion"}
-    assert _fields(PolicySpec(as_of=math.nan)) == {"asOf"}
-    assert _fields(PolicySpec(), {**SCHEMA, "timestamp": ColumnKind.BOOLEAN}) == {"fieldMap.timestamp"}
+    assert _fields(PolicySpec(lookback_days=0)) == {"lookback_days"}
+    assert _fields(PolicySpec(lookback_days=3651)) == {"lookback_days"}
+    assert _fields(PolicySpec(min_samples_per_band=0)) == {"min_samples_per_band"}
+    assert _fields(PolicySpec(random_state=MAX_RANDOM_STATE + 1)) == {"random_state"}
+    assert _fields(PolicySpec(alpha=1.0)) == {"alpha"}
+    assert _fields(PolicySpec(click_values=("Impression",))) == {"click_values"}
+    assert _fields(PolicySpec(conversion_values=())) == {"conversion_values"}
+    assert _fields(PolicySpec(as_of=math.nan)) == {"as_of"}
+    assert _fields(PolicySpec(), {**SCHEMA, "timestamp": ColumnKind.BOOLEAN}) == {"timestamp"}
+    assert _fields(PolicySpec(channel="customerId")) == {"field_map"}
 
 
 # --- recommendations ----------------------------------------------------------------------------
@@ -322,38 +322,39 @@ def test_frequency_cap_recommendation_has_the_design_shape() -> None:
     assert choice.cap == 3
     rec = frequency_cap_recommendation(choice, fatigue, ContactCaps(), min_samples=30)
     assert rec is not None
-    assert set(rec) == {"type", "title", "description", "payload", "confidence", "evidence"}
-    assert rec["type"] == "policy"
-    assert rec["title"] == "Set frequency cap to 3/week"
-    assert rec["payload"] == {
-        "ruleType": "frequency_cap",
-        "scope": "global",
-        "channel": None,
-        "maxContacts": 3,
-        "windowDays": 7,
-        "config": {"maxPerDay": 3, "maxPerWeek": 3, "maxPerMonth": 13},
-    }
+    assert rec.type == "policy"
+    assert rec.title == "Set frequency cap to 3/week"
+    assert rec.payload == RulePayload(
+        rule_type="frequency_cap",
+        scope="global",
+        channel=None,
+        max_contacts=3,
+        window_days=7,
+        config=RuleConfig(max_per_day=3, max_per_week=3, max_per_month=13),
+    )
     # The description cites sample sizes and rates.
-    assert "500 customer-weeks" in rec["description"] and "%" in rec["description"]
-    assert 0.0 <= rec["confidence"] <= MAX_CONFIDENCE
-    assert rec["evidence"]["fatigue"]["detected"] is True
+    assert "500 customer-weeks" in rec.description and "%" in rec.description
+    assert 0.0 <= rec.confidence <= MAX_CONFIDENCE
+    assert isinstance(rec.evidence, FrequencyCapEvidence)
+    assert rec.evidence.fatigue.detected is True and rec.evidence.cap_band == "2-3"
 
     channel = frequency_cap_recommendation(choice, fatigue, ContactCaps(), min_samples=30, channel="sms")
     assert channel is not None
-    assert channel["title"] == "Set sms frequency cap to 3/week"
-    assert channel["payload"]["scope"] == "channel" and channel["payload"]["channel"] == "sms"
+    assert channel.title == "Set sms frequency cap to 3/week"
+    assert channel.payload.scope == "channel" and channel.payload.channel == "sms"
 
 
 def test_channel_rates_and_intervals_by_hand() -> None:
     summary = channel_rate_summary("email", impressions=10, clicks=3, conversions=1)
-    assert summary["ctr"] == pytest.approx(0.3)
-    assert summary["ctrCi"]["lower"] == pytest.approx(0.1078, abs=5e-5)
-    assert summary["ctrCi"]["upper"] == pytest.approx(0.6032, abs=5e-5)
-    assert summary["cvr"] == pytest.approx(1 / 3)
+    assert summary.ctr == pytest.approx(0.3)
+    assert summary.ctr_ci is not None and summary.cvr_ci is not None
+    assert summary.ctr_ci.lower == pytest.approx(0.1078, abs=5e-5)
+    assert summary.ctr_ci.upper == pytest.approx(0.6032, abs=5e-5)
+    assert summary.cvr == pytest.approx(1 / 3)
     # Wilson 1/3 by hand: centre (1/3 + 0.6402) / 2.2805 = 0.4269, half 0.3652.
-    assert summary["cvrCi"]["lower"] == pytest.approx(0.0615, abs=5e-4)
-    assert summary["cvrCi"]["upper"] == pytest.approx(0.7923, abs=5e-4)
+    assert summary.cvr_ci.lower == pytest.approx(0.0615, abs=5e-4)
+    assert summary.cvr_ci.upper == pytest.approx(0.7923, abs=5e-4)
     # More conversions than clicks is not a proportion: no interval.
     odd = channel_rate_summary("web", impressions=10, clicks=1, conversions=3)
-    assert odd["cvr"] == pytest.approx(3.0) and odd["cvrCi"] is None
-    assert channel_rate_summary("none", 0, 0, 0)["ctr"] is None
+    assert odd.cvr == pytest.approx(3.0) and odd.cvr_ci is None
+    assert channel_rate_summary("none", 0, 0, 0).ctr is None

@@ -1,4 +1,5 @@
-"""PolarsPolicyAnalyzer end to end: a hand-checked small log, simulated logs with a known answer, bad data."""
+"""PolarsPolicyAnalyzer end to end, read as the client reads it (the typed result through its
+presenter): a hand-checked small log, simulated logs with a known answer, bad data."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from policy_sim import DEFAULT_CHANNELS, SimConfig, simulate
 from adapters.frames import PolarsDataset
 from adapters.policies.analyzer import PolarsPolicyAnalyzer
 from domain.errors import InsufficientData, ValidationFailed
-from domain.policies import ContactCaps, PolicySpec, band_index
+from domain.policies import ContactCaps, PolicyAnalysisResult, PolicySpec
+from domain.policies.bands import band_index
+from entrypoints.presenters.jobs import JobResultPresenter
 
 ANALYZER = PolarsPolicyAnalyzer()
 BOUNDS = PolicySpec().bands
@@ -24,9 +27,11 @@ def analyze(frame: pl.DataFrame, spec: PolicySpec | None = None) -> dict[str, An
     result = ANALYZER.analyze(PolarsDataset(frame), spec or PolicySpec(), lambda f, m="": reports.append(f))
     # Progress only moves forward and ends complete.
     assert reports == sorted(reports) and reports[-1] == 1.0
+    assert isinstance(result, PolicyAnalysisResult)
+    document = dict(JobResultPresenter().present(result))
     # Plain JSON: no NaN, no numpy scalars.
-    json.dumps(result, allow_nan=False)
-    return result
+    json.dumps(document, allow_nan=False)
+    return document
 
 
 def band(result: dict[str, Any], label: str) -> dict[str, Any]:
@@ -383,6 +388,5 @@ def test_nothing_analysable_is_insufficient_data(frame: pl.DataFrame) -> None:
 def test_a_missing_column_is_a_validation_error() -> None:
     with pytest.raises(ValidationFailed) as caught:
         ANALYZER.analyze(PolarsDataset(small_frame()), PolicySpec(channel="medium"), lambda f, m="": None)
-    assert caught.value.details == [
-        {"field": "fieldMap.channel", "message": "column 'medium' is not in the data"}
-    ]
+    # The domain names the spec field; the presenters spell it as the request does (fieldMap.channel).
+    assert caught.value.details == [{"field": "channel", "message": "column 'medium' is not in the data"}]
