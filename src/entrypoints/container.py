@@ -84,6 +84,12 @@ def _job_store(settings: Settings, clock: SystemClock) -> JobStore:
     return InMemoryJobStore(result_ttl, failure_ttl, clock=clock)
 
 
+def _analysis_timeout(settings: Settings, job_type: str) -> float:
+    """The limit of one analysis run outside the job engine (the job engine applies the same)."""
+    per_type = {str(name): seconds for name, seconds in settings.job_timeouts.items()}
+    return per_type.get(job_type, settings.job_timeout_seconds)
+
+
 async def _started_job_store(store: JobStore) -> AsyncIterator[JobStore]:
     await store.start()
     try:
@@ -158,9 +164,33 @@ class Container(containers.DeclarativeContainer):
     train_gbm = providers.Singleton(
         TrainGbm, datasets, runner, trainer, max_rows, settings.provided.train_timeout_seconds
     )
-    segment_customers = providers.Singleton(SegmentCustomers, datasets, executor, segmenter, max_rows)
-    analyze_policies = providers.Singleton(AnalyzePolicies, datasets, executor, policy_analyzer, max_rows)
-    analyze_content = providers.Singleton(AnalyzeContent, datasets, executor, content_analyzer, max_rows)
+    segment_customers = providers.Singleton(
+        SegmentCustomers,
+        datasets,
+        executor,
+        runner,
+        segmenter,
+        max_rows,
+        providers.Callable(_analysis_timeout, settings, SegmentCustomers.job_type),
+    )
+    analyze_policies = providers.Singleton(
+        AnalyzePolicies,
+        datasets,
+        executor,
+        runner,
+        policy_analyzer,
+        max_rows,
+        providers.Callable(_analysis_timeout, settings, AnalyzePolicies.job_type),
+    )
+    analyze_content = providers.Singleton(
+        AnalyzeContent,
+        datasets,
+        executor,
+        runner,
+        content_analyzer,
+        max_rows,
+        providers.Callable(_analysis_timeout, settings, AnalyzeContent.job_type),
+    )
     get_job = providers.Singleton(GetJob, job_store)
     cancel_job = providers.Singleton(CancelJob, job_store, executor, clock)
 

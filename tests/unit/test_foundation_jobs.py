@@ -380,7 +380,8 @@ async def test_submit_answers_busy_when_the_queue_is_full_and_creates_no_job() -
 
 
 def _segment(engine: Engine) -> SegmentCustomers:
-    return SegmentCustomers(InlineDatasetSource(), engine.executor, fs.FakeSegmenter(), max_rows=1000)
+    segmenter = fs.FakeSegmenter()
+    return SegmentCustomers(InlineDatasetSource(), engine.executor, engine.runner, segmenter, 1000, 60)
 
 
 async def test_segment_customers_queues_a_job_whose_result_echoes_the_ids(inline: Engine) -> None:
@@ -410,13 +411,13 @@ async def test_bad_segmentation_requests_fail_before_any_job_exists(inline: Engi
 
 async def test_policy_and_content_requests_naming_missing_columns_fail_before_any_job(inline: Engine) -> None:
     data = InlineColumns({"a": [1.0, 2.0, 3.0]})
-    policies = AnalyzePolicies(InlineDatasetSource(), inline.executor, _NeverCalled(), max_rows=100)
+    policies = AnalyzePolicies(InlineDatasetSource(), inline.executor, inline.runner, _NeverCalled(), 100, 60)
     with pytest.raises(ValidationFailed) as caught:
         await policies.submit(data, PolicySpec(), {})
     assert {"fieldMap.customerId", "fieldMap.channel", "fieldMap.timestamp", "fieldMap.interactionType"} <= {
         d["field"] for d in caught.value.details
     }
-    content = AnalyzeContent(InlineDatasetSource(), inline.executor, _NeverCalled(), max_rows=100)
+    content = AnalyzeContent(InlineDatasetSource(), inline.executor, inline.runner, _NeverCalled(), 100, 60)
     with pytest.raises(ValidationFailed) as caught:
         await content.submit(data, ContentSpec(), {})
     assert "impressions" in {d["field"] for d in caught.value.details}
