@@ -23,7 +23,9 @@ import polars as pl
 import pytest
 
 from domain.gbm.scorer import load_model
-from entrypoints.cli import Progress, build_parser
+from entrypoints.cli import build_parser
+from entrypoints.cli.offline import write_json
+from entrypoints.cli.progress import Progress
 
 CLI = str(Path(sys.executable).parent / "ml-worker")
 BLOB_CENTERS = ((20.0, 25.0), (85.0, 50.0), (40.0, 70.0))
@@ -357,10 +359,8 @@ def test_progress_in_a_log_prints_occasional_lines() -> None:
 
 
 def test_cli_result_json_keeps_full_float_precision(tmp_path: Path) -> None:
-    from entrypoints.cli import _write_json
-
     value: dict[str, Any] = {"threshold": 0.1 + 0.2, "leaf": -1.2345678901234567e-7}
     target = tmp_path / "out.json"
-    _write_json(target, value)
+    write_json(target, value)
     assert json.loads(target.read_text()) == value
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no partial file left
