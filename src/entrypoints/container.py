@@ -29,10 +29,11 @@ from application.analyze_policies import AnalyzePolicies
 from application.cancel_job import CancelJob
 from application.get_job import GetJob
 from application.job_executor import JobExecutor, JobSettings
-from application.ports import ComputeRunner, DatasetSource, JobStore
+from application.ports import ComputeRunner, DatasetSource, JobScheduler, JobStore
 from application.segment_customers import SegmentCustomers
 from application.train_gbm import TrainGbm
-from domain.errors import ValidationFailed
+from domain.errors import InternalFailure, ValidationFailed
+from domain.jobs import Job
 from entrypoints.presenters.jobs import JobResultPresenter
 from entrypoints.settings import Settings
 
@@ -222,9 +223,42 @@ async def resolve_services(container: Container) -> Services:
     return Services(**dict(zip(names, values, strict=True)))
 
 
+class _NoJobs(JobScheduler):
+    """The offline CLI's scheduler: it runs each analysis at once (SubmitAnalysis.run), so it starts
+    no job store, executor, leases or reaper."""
+
+    async def submit(self, job_type: str, task: object, *args: object) -> Job:
+        raise InternalFailure(f"the offline CLI runs the {job_type} analysis directly, not as a job")
+
+    def cancel_local(self, job_id: str) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class OfflineServices:
+    """What the offline CLI calls. Resolving them starts only the compute runner and the data
+    sources; the job engine is never started."""
+
+    settings: Settings
+    train_gbm: TrainGbm
+    segment_customers: SegmentCustomers
+    analyze_policies: AnalyzePolicies
+    analyze_content: AnalyzeContent
+    result_presenter: JobResultPresenter
+
+
+async def resolve_offline_services(container: Container) -> OfflineServices:
+    names = [f.name for f in fields(OfflineServices)]
+    values = [await _resolved(getattr(container, name)) for name in names]
+    return OfflineServices(**dict(zip(names, values, strict=True)))
+
+
 def offline_container(settings: Settings) -> Container:
-    """The container of the offline CLI: the service's, plus a file reader behind `FileRef`."""
+    """The container of the offline CLI: the service's, plus a file reader behind `FileRef`, and no
+    job engine. Resolve it with `resolve_offline_services`, not `init_resources` (which would start
+    every resource, the job store included)."""
     container = Container()
     container.settings.override(settings)
     container.read_files.override(True)
+    container.executor.override(providers.Singleton(_NoJobs))
     return container

@@ -2,8 +2,9 @@
 
 The offline commands build the same contract models as the HTTP API from their options (so the
 defaults and the validation are the API's), map them with the API's mapping, and call the same use
-cases through the same container, with a file reader behind the data and an in-memory job
-store. Only the data form differs: a file path, which the HTTP API never accepts.
+cases through the same container, with a file reader behind the data. An analysis runs at once in
+the compute runner, without the job engine, and its result is presented as /status returns it. Only
+the data form differs: a file path, which the HTTP API never accepts.
 
 Modules: `commands` (each command's help and options), `options` (options -> API request), `runs`
 (request -> use case -> wire document), `summaries`, `progress`, `offline` (one command's run, its

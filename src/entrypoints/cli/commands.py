@@ -12,7 +12,7 @@ from entrypoints.cli.options import Option, json_object, names
 if TYPE_CHECKING:
     from domain.data import FileRef
     from entrypoints.cli.progress import Progress
-    from entrypoints.container import Services
+    from entrypoints.container import OfflineServices
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class Command:
     examples: str
     request: str  # the contract model's name
     options: tuple[Option, ...]
-    run: Callable[[Services, FileRef, Any, Progress], Awaitable[runs.Output]]
+    run: Callable[[OfflineServices, FileRef, Any, Progress], Awaitable[runs.Output]]
 
 
 OFFLINE_ENVIRONMENT_HELP = """\

@@ -1,6 +1,6 @@
 """One offline command from start to finish: check the paths and options before any slow start,
-start the container, run, and write the results. A user's mistake ends with one
-`error: CODE: message` line and exit status 2."""
+start only what a local run needs (the compute runner and the file reader; no job engine), run, and
+write the results. A user's mistake ends with one `error: CODE: message` line and exit status 2."""
 
 from __future__ import annotations
 
@@ -60,8 +60,8 @@ def write_json(target: Path, value: Mapping[str, Any]) -> None:
 
 def _offline_settings(inline: bool) -> Settings:
     settings = Settings()
-    # Jobs live and die with this process, and the data is a file: no job store or database server.
-    overrides: dict[str, Any] = {"job_store": "memory", "database_url": None}
+    # The data is a file: no database server, even when the environment names one.
+    overrides: dict[str, Any] = {"database_url": None}
     if inline:
         overrides["compute"] = "inline"
     if settings.workers is None:
@@ -80,13 +80,12 @@ def _quiet_cancellation(loop: asyncio.AbstractEventLoop, context: dict[str, Any]
 async def _execute(
     settings: Settings, command: Command, data: FileRef, body: Any, progress: Progress
 ) -> Output:
-    from entrypoints.container import offline_container, resolve_services
+    from entrypoints.container import offline_container, resolve_offline_services
 
     asyncio.get_running_loop().set_exception_handler(_quiet_cancellation)
     container = offline_container(settings)
-    await container.init_resources()  # type: ignore[misc]
     try:
-        services = await resolve_services(container)
+        services = await resolve_offline_services(container)
         return await command.run(services, data, body, progress)
     finally:
         progress.close()

@@ -1,26 +1,28 @@
 """How each offline command runs: its request mapped to the spec (the HTTP routes' mapping), the
-use case, and the wire document the service would return.
+use case run at once in the compute runner, and the wire document the service would return.
 
 The request mapping is imported in this module only."""
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from domain.errors import InternalFailure, WorkerError
 from entrypoints.cli.progress import Progress, showing_progress
 from entrypoints.cli.summaries import content_summary, policy_summary, segmentation_summary, training_summary
 
 if TYPE_CHECKING:
     from application.analysis_task import SubmitAnalysis
-    from domain.data import FileRef
+    from domain.data import DataSpec, FileRef
     from entrypoints import contract as c
-    from entrypoints.container import Services
+    from entrypoints.container import OfflineServices
+    from entrypoints.presenters.jobs import JobResultPresenter
 
-_POLL_SECONDS = 0.2
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,25 +32,43 @@ class Output:
     summary: str
 
 
-async def _analysed(
-    services: Services, use_case: SubmitAnalysis[Any], spec: Any, data: FileRef, progress: Progress
+async def analysed(
+    use_case: SubmitAnalysis[Any],
+    spec: Any,
+    data: DataSpec,
+    presenter: JobResultPresenter,
+    progress: Progress,
 ) -> dict[str, Any]:
-    from application.errors import TaskCancelled, error_from_code
+    """The analysis run now, its result as /status would return it. A refused request reads as the
+    service's answer to the submission (with details); a failed computation as /status reports the
+    failed job (code and message)."""
     from domain.jobs import RequestEcho
 
-    job = await use_case.submit(data, spec, RequestEcho())
-    while not job.status.is_final:
-        progress.update(job.progress, job.message)
-        await asyncio.sleep(_POLL_SECONDS)
-        job = await services.get_job.execute(job.id)
-    if job.result is not None and job.error is None:
-        return dict(job.result)
-    if job.error is not None:
-        raise error_from_code(job.error.code, job.error.message)
-    raise TaskCancelled(f"the {job.type} job was cancelled")
+    dataset = await use_case.load(data, spec)
+    progress.update(0.0)
+    try:
+        work = use_case.run(dataset, spec, RequestEcho(), on_progress=progress.update)
+        document = presenter.present(await showing_progress(work, progress))
+    except WorkerError as error:
+        raise _as_failed_job(presenter, use_case.job_type, error) from None
+    except Exception as error:
+        log.exception("the %s analysis failed unexpectedly", use_case.job_type)
+        raise _as_failed_job(presenter, use_case.job_type, InternalFailure(str(error))) from None
+    return dict(document)
 
 
-async def train_gbm(services: Services, data: FileRef, body: Any, progress: Progress) -> Output:
+def _as_failed_job(presenter: JobResultPresenter, job_type: str, error: WorkerError) -> WorkerError:
+    from application.errors import error_from_code
+    from application.job_executor import INTERNAL
+    from domain.jobs import JobFailure
+
+    # As the job engine records a failure; an internal failure's own message stays in the log.
+    failure = JobFailure(error.code, error.message)
+    shown = INTERNAL if failure.code == INTERNAL.code else presenter.present_failure(job_type, failure)
+    return error_from_code(shown.code, shown.message)
+
+
+async def train_gbm(services: OfflineServices, data: FileRef, body: Any, progress: Progress) -> Output:
     from application.train_gbm import TrainGbmCommand
     from entrypoints.presenters import commands as mapping
 
@@ -62,25 +82,31 @@ async def train_gbm(services: Services, data: FileRef, body: Any, progress: Prog
     return Output(result=response, out=response["modelState"], summary=training_summary(response))
 
 
-async def segment(services: Services, data: FileRef, body: c.SegmentsRequest, progress: Progress) -> Output:
+async def segment(
+    services: OfflineServices, data: FileRef, body: c.SegmentsRequest, progress: Progress
+) -> Output:
     from entrypoints.presenters import commands as mapping
 
     spec = mapping.segmentation_spec(body)
-    result = await _analysed(services, services.segment_customers, spec, data, progress)
+    result = await analysed(services.segment_customers, spec, data, services.result_presenter, progress)
     return Output(result=result, out=result, summary=segmentation_summary(result))
 
 
-async def policies(services: Services, data: FileRef, body: c.PoliciesRequest, progress: Progress) -> Output:
+async def policies(
+    services: OfflineServices, data: FileRef, body: c.PoliciesRequest, progress: Progress
+) -> Output:
     from entrypoints.presenters import commands as mapping
 
     spec = mapping.policy_spec(body)
-    result = await _analysed(services, services.analyze_policies, spec, data, progress)
+    result = await analysed(services.analyze_policies, spec, data, services.result_presenter, progress)
     return Output(result=result, out=result, summary=policy_summary(result))
 
 
-async def content(services: Services, data: FileRef, body: c.ContentRequest, progress: Progress) -> Output:
+async def content(
+    services: OfflineServices, data: FileRef, body: c.ContentRequest, progress: Progress
+) -> Output:
     from entrypoints.presenters import commands as mapping
 
     spec = mapping.content_spec(body)
-    result = await _analysed(services, services.analyze_content, spec, data, progress)
+    result = await analysed(services.analyze_content, spec, data, services.result_presenter, progress)
     return Output(result=result, out=result, summary=content_summary(result, body.target))
