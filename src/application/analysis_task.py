@@ -1,13 +1,14 @@
-"""What the three analysis use cases share: load and check the data at submission (so a bad
-request is refused before any job exists), then queue the analysis as a job whose result carries
-the caller's identifiers."""
+"""What the three analysis use cases share: load and check the data first (so a bad request is
+refused before any work is queued), then run the analysis, either as a job of the job engine (the
+service) or at once through the compute runner (the offline CLI). Either way the result carries the
+caller's identifiers."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
-from application.ports import DatasetSource, JobScheduler
+from application.ports import ComputeRunner, DatasetSource, JobScheduler
 from domain.data import Dataset, DataSpec, require_rows
 from domain.jobs import EchoedResult, Job, RequestEcho
 from domain.progress import ProgressReporter
@@ -32,19 +33,52 @@ class SubmitAnalysis(Generic[S]):
     job_type: ClassVar[str]
 
     def __init__(
-        self, datasets: DatasetSource[Any], jobs: JobScheduler, analyze: Analysis[S], max_rows: int
+        self,
+        datasets: DatasetSource[Any],
+        jobs: JobScheduler,
+        runner: ComputeRunner,
+        analyze: Analysis[S],
+        max_rows: int,
+        timeout_seconds: float,
     ) -> None:
         self._datasets = datasets
         self._jobs = jobs
+        self._runner = runner
         self._analyze = analyze
         self._max_rows = max_rows
+        self._timeout = timeout_seconds
 
     def validate(self, spec: S, dataset: Dataset[Any]) -> None:
         """Raise ValidationFailed or InsufficientData for what the request and schema already show."""
         raise NotImplementedError
 
-    async def submit(self, data: DataSpec, spec: S, echo: RequestEcho) -> Job:
+    async def load(self, data: DataSpec, spec: S) -> Dataset[Any]:
+        """The data, refused here for what the request and schema already show, before any work."""
         dataset = await self._datasets.load(data, max_rows=self._max_rows)
         require_rows(dataset)
         self.validate(spec, dataset)
+        return dataset
+
+    async def submit(self, data: DataSpec, spec: S, echo: RequestEcho) -> Job:
+        dataset = await self.load(data, spec)
         return await self._jobs.submit(self.job_type, run_analysis, self._analyze, dataset, spec, echo)
+
+    async def run(
+        self,
+        dataset: Dataset[Any],
+        spec: S,
+        echo: RequestEcho,
+        *,
+        on_progress: Callable[[float, str], None] | None = None,
+    ) -> EchoedResult[object]:
+        """Analyse a dataset that `load` returned now, in the compute runner: no job record, lease or
+        polling, for a caller that waits for the result anyway (the offline CLI)."""
+        return await self._runner.run(
+            run_analysis,
+            self._analyze,
+            dataset,
+            spec,
+            echo,
+            on_progress=on_progress,
+            timeout=self._timeout,
+        )

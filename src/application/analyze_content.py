@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from application.analysis_task import SubmitAnalysis
-from application.ports import ContentAnalyzer, DatasetSource, JobScheduler
+from application.ports import ComputeRunner, ContentAnalyzer, DatasetSource, JobScheduler
 from domain.content import ContentSpec, validate_content_spec
 from domain.data import Dataset
 
@@ -12,9 +12,15 @@ class AnalyzeContent(SubmitAnalysis[ContentSpec]):
     job_type = "content_analysis"
 
     def __init__(
-        self, datasets: DatasetSource[Any], jobs: JobScheduler, analyzer: ContentAnalyzer[Any], max_rows: int
+        self,
+        datasets: DatasetSource[Any],
+        jobs: JobScheduler,
+        runner: ComputeRunner,
+        analyzer: ContentAnalyzer[Any],
+        max_rows: int,
+        timeout_seconds: float,
     ) -> None:
-        super().__init__(datasets, jobs, analyzer.analyze, max_rows)
+        super().__init__(datasets, jobs, runner, analyzer.analyze, max_rows, timeout_seconds)
 
     def validate(self, spec: ContentSpec, dataset: Dataset[Any]) -> None:
         validate_content_spec(spec, dataset.schema)

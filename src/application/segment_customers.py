@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from application.analysis_task import SubmitAnalysis
-from application.ports import DatasetSource, JobScheduler, Segmenter
+from application.ports import ComputeRunner, DatasetSource, JobScheduler, Segmenter
 from domain.data import Dataset
 from domain.segmentation import SegmentationSpec, validate_segmentation_spec
 
@@ -12,9 +12,15 @@ class SegmentCustomers(SubmitAnalysis[SegmentationSpec]):
     job_type = "segmentation"
 
     def __init__(
-        self, datasets: DatasetSource[Any], jobs: JobScheduler, segmenter: Segmenter[Any], max_rows: int
+        self,
+        datasets: DatasetSource[Any],
+        jobs: JobScheduler,
+        runner: ComputeRunner,
+        segmenter: Segmenter[Any],
+        max_rows: int,
+        timeout_seconds: float,
     ) -> None:
-        super().__init__(datasets, jobs, segmenter.segment, max_rows)
+        super().__init__(datasets, jobs, runner, segmenter.segment, max_rows, timeout_seconds)
 
     def validate(self, spec: SegmentationSpec, dataset: Dataset[Any]) -> None:
         validate_segmentation_spec(spec, dataset.schema, dataset.row_count)

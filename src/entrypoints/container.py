@@ -30,10 +30,11 @@ from application.cancel_job import CancelJob
 from application.check_health import CheckHealth
 from application.get_job import GetJob
 from application.job_executor import JobExecutor, JobSettings
-from application.ports import Clock, ComputeRunner, DatasetSource, JobStore
+from application.ports import Clock, ComputeRunner, DatasetSource, JobScheduler, JobStore
 from application.segment_customers import SegmentCustomers
 from application.train_gbm import TrainGbm
-from domain.errors import ValidationFailed
+from domain.errors import InternalFailure, ValidationFailed
+from domain.jobs import Job
 from entrypoints.presenters.jobs import JobResultPresenter
 from entrypoints.settings import Settings
 
@@ -83,6 +84,12 @@ def _job_store(settings: Settings, clock: Clock) -> JobStore:
             url, clock=clock, result_ttl_seconds=result_ttl, failure_ttl_seconds=failure_ttl
         )
     return InMemoryJobStore(result_ttl, failure_ttl, clock=clock)
+
+
+def _analysis_timeout(settings: Settings, job_type: str) -> float:
+    """The limit of one analysis run outside the job engine (the job engine applies the same)."""
+    per_type = {str(name): seconds for name, seconds in settings.job_timeouts.items()}
+    return per_type.get(job_type, settings.job_timeout_seconds)
 
 
 async def _started_job_store(store: JobStore) -> AsyncIterator[JobStore]:
@@ -159,9 +166,33 @@ class Container(containers.DeclarativeContainer):
     train_gbm = providers.Singleton(
         TrainGbm, datasets, runner, trainer, max_rows, settings.provided.train_timeout_seconds
     )
-    segment_customers = providers.Singleton(SegmentCustomers, datasets, executor, segmenter, max_rows)
-    analyze_policies = providers.Singleton(AnalyzePolicies, datasets, executor, policy_analyzer, max_rows)
-    analyze_content = providers.Singleton(AnalyzeContent, datasets, executor, content_analyzer, max_rows)
+    segment_customers = providers.Singleton(
+        SegmentCustomers,
+        datasets,
+        executor,
+        runner,
+        segmenter,
+        max_rows,
+        providers.Callable(_analysis_timeout, settings, SegmentCustomers.job_type),
+    )
+    analyze_policies = providers.Singleton(
+        AnalyzePolicies,
+        datasets,
+        executor,
+        runner,
+        policy_analyzer,
+        max_rows,
+        providers.Callable(_analysis_timeout, settings, AnalyzePolicies.job_type),
+    )
+    analyze_content = providers.Singleton(
+        AnalyzeContent,
+        datasets,
+        executor,
+        runner,
+        content_analyzer,
+        max_rows,
+        providers.Callable(_analysis_timeout, settings, AnalyzeContent.job_type),
+    )
     get_job = providers.Singleton(GetJob, job_store)
     cancel_job = providers.Singleton(CancelJob, job_store, executor, clock)
     check_health = providers.Singleton(
@@ -201,9 +232,42 @@ async def resolve_services(container: Container) -> Services:
     return Services(**dict(zip(names, values, strict=True)))
 
 
+class _NoJobs(JobScheduler):
+    """The offline CLI's scheduler: it runs each analysis at once (SubmitAnalysis.run), so it starts
+    no job store, executor, leases or reaper."""
+
+    async def submit(self, job_type: str, task: object, *args: object) -> Job:
+        raise InternalFailure(f"the offline CLI runs the {job_type} analysis directly, not as a job")
+
+    def cancel_local(self, job_id: str) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class OfflineServices:
+    """What the offline CLI calls. Resolving them starts only the compute runner and the data
+    sources; the job engine is never started."""
+
+    settings: Settings
+    train_gbm: TrainGbm
+    segment_customers: SegmentCustomers
+    analyze_policies: AnalyzePolicies
+    analyze_content: AnalyzeContent
+    result_presenter: JobResultPresenter
+
+
+async def resolve_offline_services(container: Container) -> OfflineServices:
+    names = [f.name for f in fields(OfflineServices)]
+    values = [await _resolved(getattr(container, name)) for name in names]
+    return OfflineServices(**dict(zip(names, values, strict=True)))
+
+
 def offline_container(settings: Settings) -> Container:
-    """The container of the offline CLI: the service's, plus a file reader behind `FileRef`."""
+    """The container of the offline CLI: the service's, plus a file reader behind `FileRef`, and no
+    job engine. Resolve it with `resolve_offline_services`, not `init_resources` (which would start
+    every resource, the job store included)."""
     container = Container()
     container.settings.override(settings)
     container.read_files.override(True)
+    container.executor.override(providers.Singleton(_NoJobs))
     return container

@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,8 +22,22 @@ import numpy as np
 import polars as pl
 import pytest
 
+from adapters.compute.inline_runner import InlineRunner
+from adapters.inline.dataset_source import InlineDatasetSource
+from application.job_executor import INTERNAL
+from application.ports import JobScheduler
+from application.segment_customers import SegmentCustomers
+from domain.data import InlineColumns
+from domain.errors import InsufficientData, InternalFailure, WorkerError, field_error
 from domain.gbm.scorer import load_model
-from entrypoints.cli import Progress, build_parser
+from domain.jobs import Job
+from domain.segmentation import SegmentationSpec
+from entrypoints.cli import build_parser
+from entrypoints.cli.offline import write_json
+from entrypoints.cli.progress import Progress
+from entrypoints.cli.runs import analysed
+from entrypoints.presenters.jobs import JOB_NAMES, JobResultPresenter
+from entrypoints.presenters.wire import WireNames
 
 CLI = str(Path(sys.executable).parent / "ml-worker")
 BLOB_CENTERS = ((20.0, 25.0), (85.0, 50.0), (40.0, 70.0))
@@ -284,6 +298,15 @@ def test_an_option_out_of_the_api_range_is_named_by_its_flag(workdir: Path, blob
     assert_one_line_error(run, "VALIDATION_ERROR", "--min-clusters", "greater than or equal to 2")
 
 
+def test_a_failed_computation_reads_as_the_failed_job_reports_it(workdir: Path, blobs_parquet: Path) -> None:
+    # The analysis runs without the job engine, but its failure reads as /status reports it: the
+    # code and the message, in one line.
+    args = ["segment", blobs_parquet.name, "--algorithm", "dbscan", "--eps", "0.00001", "--inline"]
+    run = run_cli([*args, "--out", "never.json"], workdir)
+    assert_one_line_error(run, "INSUFFICIENT_DATA", "DBSCAN found no cluster", "raise eps")
+    assert not (workdir / "never.json").exists()
+
+
 def test_bad_json_option_lists_every_problem(workdir: Path, training_csv: Path) -> None:
     run = run_cli(
         ["train-gbm", training_csv.name, "--label", "converted", "--params", '{"numLeaves": 1, "leaves": 3}',
@@ -357,10 +380,50 @@ def test_progress_in_a_log_prints_occasional_lines() -> None:
 
 
 def test_cli_result_json_keeps_full_float_precision(tmp_path: Path) -> None:
-    from entrypoints.cli import _write_json
-
     value: dict[str, Any] = {"threshold": 0.1 + 0.2, "leaf": -1.2345678901234567e-7}
     target = tmp_path / "out.json"
-    _write_json(target, value)
+    write_json(target, value)
     assert json.loads(target.read_text()) == value
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no partial file left
+
+
+class _NoScheduling(JobScheduler):
+    async def submit(self, job_type: str, task: Callable[..., object], *args: Any) -> Job:
+        raise AssertionError("the CLI runs analyses directly")
+
+    def cancel_local(self, job_id: str) -> None:
+        raise AssertionError("the CLI runs analyses directly")
+
+
+class _FailingSegmenter:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def segment(self, dataset: Any, spec: Any, progress: Callable[..., None]) -> dict[str, Any]:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("raised", "shown"),
+    [
+        (
+            InsufficientData("no cluster; lower `min_samples`", [field_error("eps", "too small")]),
+            InsufficientData("no cluster; lower `minSamples`"),
+        ),
+        (RuntimeError("a bug's own words"), InternalFailure(INTERNAL.message)),
+    ],
+)
+async def test_a_failed_local_run_reads_as_the_failed_job(
+    monkeypatch: pytest.MonkeyPatch, raised: Exception, shown: WorkerError
+) -> None:
+    """As /status reports it: the code and the message in the request's names, no details; an
+    unexpected error's own words only in the log."""
+    monkeypatch.setitem(JOB_NAMES, "segmentation", WireNames(SegmentationSpec))
+    segmenter = _FailingSegmenter(raised)
+    use_case = SegmentCustomers(InlineDatasetSource(), _NoScheduling(), InlineRunner(), segmenter, 100, 60)
+    data = InlineColumns({"a": [float(i) for i in range(20)]})
+    progress = Progress("segment", io.StringIO(), tty=False)
+    with pytest.raises(WorkerError) as caught:
+        await analysed(use_case, SegmentationSpec(), data, JobResultPresenter(), progress)
+    assert type(caught.value) is type(shown)
+    assert (caught.value.message, caught.value.details) == (shown.message, [])

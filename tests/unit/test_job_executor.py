@@ -258,7 +258,7 @@ class _NeverCalled:
 
 
 def _segment(engine: Engine) -> SegmentCustomers:
-    return SegmentCustomers(InlineDatasetSource(), engine.executor, FakeSegmenter(), max_rows=1000)
+    return SegmentCustomers(InlineDatasetSource(), engine.executor, engine.runner, FakeSegmenter(), 1000, 60)
 
 
 async def test_segment_customers_queues_a_job_whose_result_echoes_the_ids(inline: Engine) -> None:
@@ -288,13 +288,13 @@ async def test_bad_segmentation_requests_fail_before_any_job_exists(inline: Engi
 
 async def test_policy_and_content_requests_naming_missing_columns_fail_before_any_job(inline: Engine) -> None:
     data = InlineColumns({"a": [1.0, 2.0, 3.0]})
-    policies = AnalyzePolicies(InlineDatasetSource(), inline.executor, _NeverCalled(), max_rows=100)
+    policies = AnalyzePolicies(InlineDatasetSource(), inline.executor, inline.runner, _NeverCalled(), 100, 60)
     with pytest.raises(ValidationFailed) as caught:
         await policies.submit(data, PolicySpec(), {})
     # Spec paths: the route spells them as the request does (fieldMap.customerId, ...).
     roles = {"customer_id", "channel", "timestamp", "interaction_type"}
     assert roles <= {d["field"] for d in caught.value.details}
-    content = AnalyzeContent(InlineDatasetSource(), inline.executor, _NeverCalled(), max_rows=100)
+    content = AnalyzeContent(InlineDatasetSource(), inline.executor, inline.runner, _NeverCalled(), 100, 60)
     with pytest.raises(ValidationFailed) as caught:
         await content.submit(data, ContentSpec(), {})
     assert "impressions" in {d["field"] for d in caught.value.details}

@@ -20,9 +20,9 @@ from entrypoints import contract as c
 from entrypoints.container import Services
 from entrypoints.http.errors import Unauthorized
 from entrypoints.http.responses import JsonResponse
-from entrypoints.presenters import commands as mapping
 from entrypoints.presenters import gbm, policies
 from entrypoints.presenters.content import CONTENT_NAMES, content_spec
+from entrypoints.presenters.data import data_spec
 from entrypoints.presenters.health import health_view
 from entrypoints.presenters.jobs import job_view
 from entrypoints.presenters.segmentation import SEGMENTATION_NAMES, segmentation_spec
@@ -106,7 +106,7 @@ async def train_gbm(request: Request) -> Response:
     started = time.perf_counter()
     request.state.wire_names = gbm.GBM_NAMES
     body = await _parse(request, c.TrainGbmRequest)
-    command = TrainGbmCommand(data=mapping.data_spec(body.data), spec=gbm.training_spec(body))
+    command = TrainGbmCommand(data=data_spec(body.data), spec=gbm.training_spec(body))
     parsed = time.perf_counter()
     outcome = await _services(request).train_gbm.execute(command)
     metrics = request.app.state.metrics
@@ -124,7 +124,7 @@ async def _submit(
     body: Any,
 ) -> Response:
     job = await use_case.submit(
-        mapping.data_spec(data), spec, RequestEcho(schema_id=body.schemaId, tenant_id=body.tenantId)
+        data_spec(data), spec, RequestEcho(schema_id=body.schemaId, tenant_id=body.tenantId)
     )
     request.app.state.metrics.jobs_submitted.labels(job.type).inc()
     return JsonResponse(

@@ -1,0 +1,240 @@
+"""The offline commands: each one's help, its options (the API request's fields) and how it runs."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from entrypoints.cli import runs
+from entrypoints.cli.options import Option, json_object, names
+
+if TYPE_CHECKING:
+    from domain.data import FileRef
+    from entrypoints.cli.progress import Progress
+    from entrypoints.container import OfflineServices
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    description: str
+    examples: str
+    request: str  # the contract model's name
+    options: tuple[Option, ...]
+    run: Callable[[OfflineServices, FileRef, Any, Progress], Awaitable[runs.Output]]
+
+
+OFFLINE_ENVIRONMENT_HELP = """\
+environment variables (the service's; those that apply offline):
+  ML_WORKER_MAX_ROWS               rows read from the file at most (5000000)
+  ML_WORKER_CPU_LIMIT              CPUs to use (default: cgroup cpu.max, else the CPU count)
+  ML_WORKER_THREADS_PER_TASK       threads of the computation (default: every CPU of the budget)
+  ML_WORKER_TRAIN_TIMEOUT_SECONDS  limit of one training (900)
+  ML_WORKER_JOB_TIMEOUT_SECONDS    limit of one analysis (3600)
+
+exit status: 0 done, 2 a mistake in the options or the data (`error: CODE: message` on stderr),
+130 interrupted.
+"""
+
+FILE_HELP = "a CSV or Parquet file (the format from the extension unless --format is given)"
+
+COMMANDS = (
+    Command(
+        name="train-gbm",
+        help="train a LightGBM model on a file (as POST /train/gbm)",
+        description=(
+            "Train a binary LightGBM model on a CSV or Parquet file, exactly as POST /train/gbm does.\n"
+            "--out gets the modelState (the JSON ensemble the platform scores); --result the whole\n"
+            "response (metrics, feature importance, durations)."
+        ),
+        examples="""\
+examples:
+  ml-worker train-gbm customers.csv --label converted --out model.json
+  ml-worker train-gbm customers.parquet --label churned --features age,income,region \\
+      --categorical region --params '{"numIterations": 300, "learningRate": 0.05}' \\
+      --validation-fraction 0.25 --early-stopping 20 --out model.json --result training.json
+""",
+        request="TrainGbmRequest",
+        options=(
+            Option("--label", "label", "the 0/1 column to predict", required=True, metavar="COLUMN"),
+            Option(
+                "--features",
+                "features",
+                "feature columns (default: all but the label and id)",
+                value=names,
+                metavar="A,B",
+            ),
+            Option(
+                "--id-field", "idField", "a column never used as a feature (default: id)", metavar="COLUMN"
+            ),
+            Option(
+                "--categorical",
+                "categoricalFeatures",
+                "columns to treat as categorical (default: every non-numeric feature)",
+                value=names,
+                metavar="A,B",
+            ),
+            Option(
+                "--encoding",
+                "categoricalEncoding",
+                "categorical encoding (default: onehot)",
+                choices=("onehot", "native"),
+            ),
+            Option(
+                "--max-categories",
+                "maxCategories",
+                "most frequent categories kept per field (50)",
+                type=int,
+                metavar="N",
+            ),
+            Option(
+                "--params",
+                "params",
+                "LightGBM parameters as a JSON object with the API's names, e.g. '{\"numLeaves\": 15}'",
+                value=json_object,
+                metavar="JSON",
+            ),
+            Option(
+                "--validation-fraction",
+                "validationFraction",
+                "seeded stratified hold-out for the metrics, 0..0.5 (0.2)",
+                type=float,
+                metavar="F",
+            ),
+            Option(
+                "--early-stopping",
+                "earlyStoppingRounds",
+                "stop when validation logloss has not improved for N rounds",
+                type=int,
+                metavar="N",
+            ),
+        ),
+        run=runs.train_gbm,
+    ),
+    Command(
+        name="segment",
+        help="segment customers in a file (as POST /analyze/segments)",
+        description="Segment the rows of a CSV or Parquet file, as POST /analyze/segments does.",
+        examples="""\
+examples:
+  ml-worker segment customers.csv --out segments.json
+  ml-worker segment customers.parquet --fields income,age,visits --max-clusters 6 --out segments.json
+  ml-worker segment customers.csv --algorithm dbscan --out segments.json
+""",
+        request="SegmentsRequest",
+        options=(
+            Option(
+                "--fields",
+                "fields",
+                "fields to segment on (default: every numeric field)",
+                value=names,
+                metavar="A,B",
+            ),
+            Option("--algorithm", "algorithm", "(default: kmeans)", choices=("kmeans", "dbscan")),
+            Option("--min-clusters", "minClusters", "smallest k tried (2)", type=int, metavar="K"),
+            Option("--max-clusters", "maxClusters", "largest k tried (8)", type=int, metavar="K"),
+            Option("--random-state", "randomState", "seed (42)", type=int, metavar="N"),
+            Option("--eps", "eps", "DBSCAN radius (default: estimated)", type=float, metavar="R"),
+            Option("--min-samples", "minSamples", "DBSCAN core-point size", type=int, metavar="N"),
+        ),
+        run=runs.segment,
+    ),
+    Command(
+        name="policies",
+        help="analyse contact frequency in an interaction log (as POST /analyze/policies)",
+        description=(
+            "Analyse an interaction log (customer id, channel, timestamp, interaction type) for\n"
+            "contact-policy recommendations, as POST /analyze/policies does."
+        ),
+        examples="""\
+examples:
+  ml-worker policies interactions.csv --out policies.json
+  ml-worker policies events.parquet --lookback-days 60 \\
+      --field-map '{"customerId": "user_id", "timestamp": "ts", "interactionType": "event"}' \\
+      --caps '{"daily": 2, "weekly": 7, "monthly": 20}' --out policies.json
+""",
+        request="PoliciesRequest",
+        options=(
+            Option(
+                "--field-map",
+                "fieldMap",
+                "the file's column for each role, as JSON: customerId, channel, timestamp, "
+                "interactionType, offerId",
+                value=json_object,
+                metavar="JSON",
+            ),
+            Option(
+                "--interaction-values",
+                "interactionValues",
+                'which interaction types count, as JSON, e.g. \'{"conversion": ["purchase"]}\'',
+                value=json_object,
+                metavar="JSON",
+            ),
+            Option("--lookback-days", "lookbackDays", "days analysed (90)", type=int, metavar="N"),
+            Option(
+                "--as-of",
+                "asOf",
+                "end of the lookback window, ISO 8601 with a zone (default: the newest timestamp)",
+                metavar="TIME",
+            ),
+            Option(
+                "--caps",
+                "caps",
+                'caps never exceeded, as JSON (\'{"daily": 3, "weekly": 10, "monthly": 30}\')',
+                value=json_object,
+                metavar="JSON",
+            ),
+            Option(
+                "--bands", "bands", "weekly-frequency band bounds (1,3,5,7,10)", value=names, metavar="N,N"
+            ),
+            Option("--min-samples-per-band", "minSamplesPerBand", "(30)", type=int, metavar="N"),
+            Option("--random-state", "randomState", "seed (42)", type=int, metavar="N"),
+        ),
+        run=runs.policies,
+    ),
+    Command(
+        name="content",
+        help="find the terms that drive CTR or CVR in creatives (as POST /analyze/content)",
+        description=(
+            "Analyse creatives (id, channel, text, impressions, clicks, conversions) for the terms\n"
+            "that drive the click-through or conversion rate, as POST /analyze/content does."
+        ),
+        examples="""\
+examples:
+  ml-worker content creatives.csv --out content.json
+  ml-worker content creatives.parquet --text-fields subject,body --target cvr \\
+      --field-map '{"id": "creative_id", "revenue": null}' --min-impressions 500 --out content.json
+""",
+        request="ContentRequest",
+        options=(
+            Option(
+                "--field-map",
+                "fieldMap",
+                "the file's column for each role, as JSON: id, channel, impressions, clicks, "
+                "conversions, revenue",
+                value=json_object,
+                metavar="JSON",
+            ),
+            Option(
+                "--text-fields",
+                "textFields",
+                "text columns (subject,headline,body,ctaText)",
+                value=names,
+                metavar="A,B",
+            ),
+            Option("--target", "target", "(default: ctr)", choices=("ctr", "cvr")),
+            Option(
+                "--min-impressions",
+                "minImpressions",
+                "creatives with fewer are left out (100)",
+                type=int,
+                metavar="N",
+            ),
+            Option("--top-terms", "topTerms", "terms reported (20)", type=int, metavar="N"),
+            Option("--random-state", "randomState", "seed (42)", type=int, metavar="N"),
+        ),
+        run=runs.content,
+    ),
+)
