@@ -408,7 +408,7 @@ class _FailingSegmenter:
     [
         (
             InsufficientData("no cluster; lower `min_samples`", [field_error("eps", "too small")]),
-            InsufficientData("no cluster; lower `minSamples`"),
+            InsufficientData("no cluster; lower minSamples"),
         ),
         (RuntimeError("a bug's own words"), InternalFailure(INTERNAL.message)),
     ],
@@ -424,6 +424,7 @@ async def test_a_failed_local_run_reads_as_the_failed_job(
     data = InlineColumns({"a": [float(i) for i in range(20)]})
     progress = Progress("segment", io.StringIO(), tty=False)
     with pytest.raises(WorkerError) as caught:
-        await analysed(use_case, SegmentationSpec(), data, JobResultPresenter(), progress)
+        names = WireNames(SegmentationSpec)
+        await analysed(use_case, SegmentationSpec(), data, JobResultPresenter(), progress, names)
     assert type(caught.value) is type(shown)
     assert (caught.value.message, caught.value.details) == (shown.message, [])

@@ -497,7 +497,7 @@ async def test_bad_policies_request_is_422_naming_the_request_fields(client: htt
     )
     error = _error(response, 422, "VALIDATION_ERROR")
     assert _fields(error) == ["fieldMap.channel", "interactionValues.click"]
-    assert "`interactionValues.impression`" in error["details"][1]["message"]
+    assert "listed in interactionValues.impression" in error["details"][1]["message"]
 
 
 async def test_delete_is_idempotent(client: httpx.AsyncClient) -> None:

@@ -181,4 +181,4 @@ def test_the_job_presenter_adds_the_echo_to_a_content_result() -> None:
 def test_a_failed_content_job_names_the_requests_fields() -> None:
     failure = JobFailure("INSUFFICIENT_DATA", "raise `min_impressions` or lower `top_terms`")
     renamed = JobResultPresenter().present_failure("content_analysis", failure)
-    assert renamed.message == "raise `minImpressions` or lower `topTerms`"
+    assert renamed.message == "raise minImpressions or lower topTerms"

@@ -140,9 +140,9 @@ def test_training_errors_are_spelled_as_the_request_spells_its_fields() -> None:
             ],
         )
     )
-    assert error.message == "early stopping needs a validation split; set `validationFraction` above 0"
+    assert error.message == "early stopping needs a validation split; set validationFraction above 0"
     assert error.details == [
-        {"field": "earlyStoppingRounds", "message": "needs `validationFraction` > 0"},
+        {"field": "earlyStoppingRounds", "message": "needs validationFraction > 0"},
         {"field": "params.numLeaves", "message": "must be between 2 and 4096"},
-        {"field": "order_total", "message": "holds text but is not listed in `categoricalFeatures`"},
+        {"field": "order_total", "message": "holds text but is not listed in categoricalFeatures"},
     ]

@@ -89,13 +89,13 @@ def test_errors_name_the_request_fields() -> None:
         validate_segmentation_spec(spec, schema, 100)
     wire = SEGMENTATION_NAMES.error(caught.value)
     assert {"field": "fields[1]", "message": "unknown field 'ghost'"} in wire.details
-    assert {"field": "minClusters", "message": "must be <= `maxClusters`"} in wire.details
+    assert {"field": "minClusters", "message": "must be <= maxClusters"} in wire.details
 
 
 def test_a_failed_segmentation_job_names_the_request_fields() -> None:
     failure = JobFailure("INSUFFICIENT_DATA", "raise `eps` or lower `min_samples`")
     shown = JobResultPresenter().present_failure("segmentation", failure)
-    assert shown == JobFailure("INSUFFICIENT_DATA", "raise `eps` or lower `minSamples`")
+    assert shown == JobFailure("INSUFFICIENT_DATA", "raise eps or lower minSamples")
 
 
 def _kmeans_result() -> SegmentationResult:

@@ -45,7 +45,7 @@ def test_an_error_keeps_its_class_and_names_wire_fields_in_details_and_message()
         )
     )
     assert isinstance(error, ValidationFailed)
-    assert error.message == "`minClusters` must not exceed `caps.perWeek`; column order_total is fine"
+    assert error.message == "minClusters must not exceed caps.perWeek; column order_total is fine"
     assert error.details == [{"field": "caps.perWeek", "message": "too small"}, {"message": "no field"}]
 
 
@@ -64,3 +64,8 @@ def test_json_ready_turns_non_finite_numbers_into_null_and_keeps_the_rest() -> N
 def test_the_callers_column_names_in_a_data_error_are_never_renamed() -> None:
     error = InvalidData("column `customer_id` has mixed types", [field_error("min_clusters", "mixed types")])
     assert NAMES.error(error) is error
+
+
+def test_backticked_words_that_are_not_spec_fields_stay_as_written() -> None:
+    message = NAMES.message("send `rows` or `columns`; `min_clusters` is 2")
+    assert message == "send `rows` or `columns`; minClusters is 2"

@@ -3,7 +3,6 @@ typed result written as openapi.yaml's SegmentationResult (through the generated
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from domain.segmentation import (
@@ -23,7 +22,6 @@ from entrypoints.presenters.wire import WireNames
 # Every spec field is the camelCased request field; item paths (`fields[1]`) are kept as they are.
 SEGMENTATION_NAMES = WireNames(SegmentationSpec)
 
-_BACKTICKED = re.compile(r"`([A-Za-z_][A-Za-z0-9_.]*)`")
 
 
 def segmentation_spec(body: c.SegmentsRequest) -> SegmentationSpec:
@@ -115,6 +113,4 @@ def _parameters(parameters: KMeansParameters | DbscanParameters) -> dict[str, An
 
 
 def _warning(text: str) -> str:
-    # Result warnings have always named request fields bare ("maxClusters lowered to 2"); error
-    # messages keep the backticks (WireNames.message).
-    return _BACKTICKED.sub(lambda match: SEGMENTATION_NAMES.wire(match.group(1)), text)
+    return SEGMENTATION_NAMES.message(text)

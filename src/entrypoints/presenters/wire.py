@@ -67,9 +67,17 @@ class WireNames:
             current = _nested_spec(current, part) if known else None
         return ".".join(out)
 
+    def names_spec_field(self, spec_path: str) -> bool:
+        head = spec_path.split(".", 1)[0]
+        return head in self.paths or spec_path in self.paths or head in _field_names(self.spec_type)
+
     def message(self, text: str) -> str:
-        """Spec fields that a message names in backticks, spelled as the request spells them."""
-        return _BACKTICKED.sub(lambda m: f"`{self.wire(m.group(1))}`", text)
+        """A message as the caller reads it: each spec field it names in backticks (`min_clusters`)
+        becomes the request's own name, bare (minClusters), as messages have always read; other
+        backticked words (`rows`) are left as written."""
+        return _BACKTICKED.sub(
+            lambda m: self.wire(m.group(1)) if self.names_spec_field(m.group(1)) else m.group(0), text
+        )
 
     def error(self, error: WorkerError) -> WorkerError:
         """The same error with its message and its details (field and message) in wire names. An
