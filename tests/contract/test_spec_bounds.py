@@ -72,6 +72,11 @@ def _spec_bounds(bounds: Bounds | None) -> dict[str, float]:
     return {key: value for key, value in values.items() if value is not None}
 
 
+def test_every_request_with_a_spec_is_registered() -> None:
+    requests = {name for name in SCHEMAS if name.endswith("Request")}
+    assert {entry.schema for entry in REQUEST_SPECS} == requests
+
+
 def _cases() -> list[Any]:
     return [pytest.param(entry, id=entry.schema) for entry in REQUEST_SPECS]
 
