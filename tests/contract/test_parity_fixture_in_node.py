@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from entrypoints.http.app import create_app
-from entrypoints.settings import Settings
+from support.app import make_app
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECK = """
@@ -46,7 +45,7 @@ def test_the_js_scorer_verifies_a_trained_model_with_its_fixture(tmp_path: Path,
         "params": {"numIterations": 40},
         "includeParityFixture": True,
     }
-    with TestClient(create_app(Settings(compute="inline"))) as client:
+    with TestClient(make_app()) as client:
         answer = client.post("/train/gbm", json=body)
     assert answer.status_code == 200, answer.text
     (tmp_path / "answer.json").write_text(answer.text)

@@ -38,6 +38,7 @@ from entrypoints.cli.progress import Progress
 from entrypoints.cli.runs import analysed
 from entrypoints.presenters.jobs import JOB_NAMES, JobResultPresenter
 from entrypoints.presenters.wire import WireNames
+from support.clock import FakeClock
 
 CLI = str(Path(sys.executable).parent / "ml-worker")
 BLOB_CENTERS = ((20.0, 25.0), (85.0, 50.0), (40.0, 70.0))
@@ -333,19 +334,11 @@ def test_every_offline_command_has_help_with_examples(capsys: pytest.CaptureFixt
         assert "--out PATH" in text
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_progress_on_a_terminal_redraws_one_bar() -> None:
-    stream, clock = io.StringIO(), FakeClock()
-    progress = Progress("segment", stream, tty=True, clock=clock)
+    stream, clock = io.StringIO(), FakeClock(start=0.0)
+    progress = Progress("segment", stream, tty=True, clock=clock.now)
     progress.update(0.5, "Fitted k=3")
-    clock.now = 1.0
+    clock.advance(1.0)
     progress.update(None, "training")
     progress.close()
     text = stream.getvalue()
@@ -357,10 +350,10 @@ def test_progress_on_a_terminal_redraws_one_bar() -> None:
 
 
 def test_progress_in_a_log_prints_occasional_lines() -> None:
-    stream, clock = io.StringIO(), FakeClock()
-    progress = Progress("segment", stream, tty=False, clock=clock)
+    stream, clock = io.StringIO(), FakeClock(start=0.0)
+    progress = Progress("segment", stream, tty=False, clock=clock.now)
     for step in range(1, 21):  # 5% steps, one second apart
-        clock.now = float(step)
+        clock.advance(1.0)
         progress.update(step / 20, f"step {step}")
     progress.close()
     lines = stream.getvalue().splitlines()
@@ -372,8 +365,8 @@ def test_progress_in_a_log_prints_occasional_lines() -> None:
         "segment: 100% (20 s) step 20",
     ]
     quiet = io.StringIO()
-    waiting = Progress("train-gbm", quiet, tty=False, clock=clock)
-    clock.now += 25.0
+    waiting = Progress("train-gbm", quiet, tty=False, clock=clock.now)
+    clock.advance(25.0)
     waiting.update(None, "training")
     waiting.update(None, "training")
     assert quiet.getvalue() == "train-gbm: running (25 s) training\n"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,8 +17,8 @@ import pytest
 from sqlalchemy.engine import make_url
 from tcp_proxy import TcpProxy
 
-from entrypoints.http.app import create_app
-from entrypoints.settings import Settings
+from support.app import app_client
+from support.http import finished_job
 
 pytestmark = pytest.mark.integration
 
@@ -92,11 +91,8 @@ def seeded() -> str:
 
 
 async def _client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(compute="inline", database_url=database_url))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://worker", timeout=120) as client:
-            yield client
+    async with app_client(database_url=database_url) as client:
+        yield client
 
 
 @pytest.fixture
@@ -135,12 +131,7 @@ async def test_segmentation_reads_the_table(client: httpx.AsyncClient) -> None:
         },
     )
     assert accepted.status_code == 202, accepted.text
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        job = (await client.get(accepted.headers["location"])).json()
-        if job["status"] in ("completed", "failed"):
-            break
-        await asyncio.sleep(0.1)
+    job = await finished_job(client, accepted.headers["location"])
     assert job["status"] == "completed", job
     assert job["result"]["rowCount"] == 200
     assert job["result"]["imputed"] == {"income": 4}  # every 50th income is null, ids 400..599
