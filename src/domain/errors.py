@@ -25,11 +25,6 @@ class ValidationFailed(WorkerError):
     code = "VALIDATION_ERROR"
 
 
-class InvalidData(ValidationFailed):
-    """The data itself is wrong (mixed types, nested values, ragged columns): its details name the
-    caller's own columns as written, never a spec field, so no presenter renames them."""
-
-
 class InsufficientData(WorkerError):
     """The data is valid but too small or too uniform for the analysis asked."""
 
@@ -47,8 +42,19 @@ class IllegalTransition(WorkerError):
 
 
 def field_error(field: str, message: str) -> dict[str, Any]:
-    """One entry of an error's `details`: which field, and what is wrong with it."""
+    """One entry of an error's `details`: which spec field (its dotted path), and what is wrong."""
     return {"field": field, "message": message}
+
+
+# Marks a detail whose `field` is one of the caller's own columns. It travels inside the detail, so
+# it survives the process boundary; the presenters drop it before anything reaches the wire.
+COLUMN_DETAIL = "_column"
+
+
+def column_error(column: str, message: str) -> dict[str, Any]:
+    """A detail about a column of the caller's data: named as the caller wrote it, never renamed like
+    a spec field, even when a column happens to be called `max_categories`."""
+    return {"field": column, "message": message, COLUMN_DETAIL: True}
 
 
 class InternalFailure(WorkerError):

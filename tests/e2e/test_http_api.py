@@ -179,6 +179,26 @@ async def _train(client: httpx.AsyncClient, body: dict[str, Any] | bytes) -> htt
     return await client.post("/train/gbm", json=body)
 
 
+async def test_a_column_named_like_a_spec_field_is_named_as_the_caller_wrote_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """Details about the caller's columns keep their names; only spec fields are spelled as the
+    request spells them."""
+    text = {"max_categories": ["a", "b"] * 20, "x": list(range(40)), "y": [0, 1] * 20}
+    answer = await _train(client, {"data": {"columns": text}, "label": "y", "categoricalFeatures": []})
+    error = _error(answer, 422, "VALIDATION_ERROR")
+    assert error["details"] == [
+        {
+            "field": "max_categories",
+            "message": "holds text but is not listed in categoricalFeatures; send numbers or list it",
+        }
+    ]
+    mixed = {"id_field": [1, "a"] * 20, "y": [0, 1] * 20}
+    answer = await _train(client, {"data": {"columns": mixed}, "label": "y"})
+    error = _error(answer, 422, "VALIDATION_ERROR")
+    assert _fields(error) == ["id_field"]
+
+
 @pytest.mark.parametrize(
     ("body", "code", "field"),
     [

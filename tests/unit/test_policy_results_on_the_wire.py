@@ -79,7 +79,7 @@ def test_errors_name_the_request_fields_in_details_and_messages() -> None:
             "field": "interactionValues.click",
             "message": "value 'open' is also listed in interactionValues.impression",
         },
-        {"field": "fieldMap", "message": "fieldMap.customerId and fieldMap.channel must differ"},
+        {"field": "fieldMap", "message": "customerId and channel must differ"},
         {"field": "interactionValues", "message": "none is mapped"},
         {"field": "caps.weekly", "message": "must be >= 1"},
         {"field": "lookbackDays", "message": "must be between 1 and 3650"},

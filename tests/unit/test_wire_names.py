@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from domain.errors import InsufficientData, InvalidData, ValidationFailed, field_error
-from entrypoints.presenters.wire import WireNames, json_ready
+from domain.errors import InsufficientData, ValidationFailed, column_error, field_error
+from entrypoints.presenters.wire import WireNames, json_ready, without_marks
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,25 @@ def test_json_ready_turns_non_finite_numbers_into_null_and_keeps_the_rest() -> N
     assert json_ready(document) == {"a": None, "b": [1.5, None, [2, "x"]], "c": {"d": None, "e": True}}
 
 
-def test_the_callers_column_names_in_a_data_error_are_never_renamed() -> None:
-    error = InvalidData("column `customer_id` has mixed types", [field_error("min_clusters", "mixed types")])
-    assert NAMES.error(error) is error
+def test_a_column_of_the_callers_data_keeps_its_name_and_the_mark_never_reaches_the_wire() -> None:
+    error = ValidationFailed(
+        "bad data",
+        [column_error("min_clusters", "mixed types; see `min_clusters`"), field_error("fields", "x")],
+    )
+    assert NAMES.error(error).details == [
+        {"field": "min_clusters", "message": "mixed types; see minClusters"},
+        {"field": "fields", "message": "x"},
+    ]
+    assert without_marks(error).details == [
+        {"field": "min_clusters", "message": "mixed types; see `min_clusters`"},
+        {"field": "fields", "message": "x"},
+    ]
+
+
+def test_a_detail_names_its_own_members_relative_to_it() -> None:
+    error = ValidationFailed("bad", [field_error("caps", "`caps.per_week` must exceed `min_clusters`")])
+    detail = NAMES.error(error).details[0]
+    assert detail == {"field": "caps", "message": "perWeek must exceed minClusters"}
 
 
 def test_backticked_words_that_are_not_spec_fields_stay_as_written() -> None:

@@ -19,7 +19,7 @@ from adapters.frames import FrameDataset, PolarsDataset
 from application.errors import PayloadTooLarge
 from application.ports import DatasetSource
 from domain.data import DataSpec, FileFormat, FileRef
-from domain.errors import InvalidData, ValidationFailed, field_error
+from domain.errors import ValidationFailed, column_error, field_error
 
 EXTENSIONS: dict[str, FileFormat] = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 # Rows polars looks at to choose a CSV column's type; a later value that does not fit (3.5 after
@@ -81,7 +81,7 @@ def _normalised(path: str, frame: pl.DataFrame) -> pl.DataFrame:
                 f"column '{series.name}' of '{path}' holds {dtype} values; a column must hold numbers, "
                 "text, booleans or timestamps"
             )
-            raise InvalidData(message, [field_error(series.name, f"unsupported type {dtype}")])
+            raise ValidationFailed(message, [column_error(series.name, f"unsupported type {dtype}")])
         columns.append(series)
     return pl.DataFrame(columns)
 

@@ -12,7 +12,7 @@ from adapters.frames import FrameDataset, PolarsDataset
 from application.errors import PayloadTooLarge
 from application.ports import DatasetSource
 from domain.data import DataSpec, InlineColumns, InlineRows, Scalar
-from domain.errors import InvalidData, ValidationFailed, field_error
+from domain.errors import ValidationFailed, column_error, field_error
 
 MAX_COLUMNS = 10_000
 
@@ -26,15 +26,15 @@ def _series(name: str, values: Sequence[Scalar]) -> pl.Series:
             series = pl.Series(name, values, dtype=pl.Float64, strict=True)
         except (TypeError, OverflowError, pl.exceptions.PolarsError):
             kinds = sorted({type(v).__name__ for v in values if v is not None})
-            raise InvalidData(
+            raise ValidationFailed(
                 f"column '{name}' mixes value types ({', '.join(kinds)}); a column holds numbers, "
                 "text or booleans, with null for missing",
-                [field_error(name, f"mixed types: {', '.join(kinds)}")],
+                [column_error(name, f"mixed types: {', '.join(kinds)}")],
             ) from None
     if series.dtype.is_nested() or series.dtype == pl.Object:
-        raise InvalidData(
+        raise ValidationFailed(
             f"column '{name}' holds lists or objects; a cell is a number, text, a boolean or null",
-            [field_error(name, "nested values")],
+            [column_error(name, "nested values")],
         )
     if series.dtype == pl.Null:
         return series.cast(pl.Float64)
@@ -51,9 +51,9 @@ def _check_shape(columns: Mapping[str, Sequence[Scalar]], max_rows: int) -> None
     if len(set(lengths.values())) > 1:
         expected = max(lengths.values())
         short = sorted(name for name, n in lengths.items() if n != expected)
-        raise InvalidData(
+        raise ValidationFailed(
             f"columns have different lengths: {', '.join(short[:5])} differ from {expected} values",
-            [field_error(name, f"{lengths[name]} values, expected {expected}") for name in short[:20]],
+            [column_error(name, f"{lengths[name]} values, expected {expected}") for name in short[:20]],
         )
     rows = next(iter(lengths.values()), 0)
     if rows > max_rows:

@@ -22,7 +22,7 @@ import polars as pl
 from adapters.frames import FrameDataset
 from adapters.segmentation.fit import Labels, Matrix
 from domain.data import ColumnKind
-from domain.errors import InsufficientData, ValidationFailed, field_error
+from domain.errors import InsufficientData, ValidationFailed, column_error, field_error
 from domain.segmentation import SegmentationSpec, selected_fields
 
 OTHER = "other"
@@ -120,7 +120,7 @@ def _encode_categorical(series: pl.Series, max_categories: int) -> CategoricalFi
         # Nested values (lists, structs) have no category to one-hot. The detail names the column.
         raise ValidationFailed(
             f"field '{series.name}' cannot be used as a category ({series.dtype})",
-            [field_error(series.name, f"values of type {series.dtype} are not categories")],
+            [column_error(series.name, f"values of type {series.dtype} are not categories")],
         ) from error
     counts = text.drop_nulls().value_counts(name="count").sort(["count", "value"], descending=[True, False])
     values: list[str] = counts.get_column("value").to_list()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from domain.data import ColumnKind
-from domain.errors import ValidationFailed, field_error
+from domain.errors import ValidationFailed, column_error, field_error
 from domain.specs import bound_problems, bounded
 
 Target = Literal["ctr", "cvr"]
@@ -64,15 +64,15 @@ def _column_problems(spec: ContentSpec, schema: Mapping[str, ColumnKind]) -> lis
     errors = []
     for name in (spec.id_field, spec.channel_field):
         if name not in schema:
-            errors.append(field_error(name, "column is missing from the data"))
+            errors.append(column_error(name, "column is missing from the data"))
     for name in (spec.impressions_field, spec.clicks_field, spec.conversions_field):
         if name not in schema:
-            errors.append(field_error(name, "count column is missing from the data"))
+            errors.append(column_error(name, "count column is missing from the data"))
         elif schema[name] is not ColumnKind.NUMERIC:
-            errors.append(field_error(name, f"count column must be numeric, got {schema[name].value}"))
+            errors.append(column_error(name, f"count column must be numeric, got {schema[name].value}"))
     revenue_kind = schema.get(spec.revenue_field)
     if revenue_kind is not None and revenue_kind is not ColumnKind.NUMERIC:
-        errors.append(field_error(spec.revenue_field, f"revenue must be numeric, got {revenue_kind.value}"))
+        errors.append(column_error(spec.revenue_field, f"revenue must be numeric, got {revenue_kind.value}"))
     return errors
 
 
@@ -86,7 +86,7 @@ def _text_field_problems(spec: ContentSpec, schema: Mapping[str, ColumnKind]) ->
         listed = ", ".join(spec.text_fields)
         return [field_error("text_fields", f"none of the text fields is in the data: {listed}")]
     return [
-        field_error(name, f"text field must hold text, got {schema[name].value}")
+        column_error(name, f"text field must hold text, got {schema[name].value}")
         for name in present
         if schema[name] is not ColumnKind.CATEGORICAL
     ]

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from domain.data import ColumnKind
-from domain.errors import InsufficientData, ValidationFailed, field_error
+from domain.errors import InsufficientData, ValidationFailed, column_error, field_error
 from domain.specs import bound_problems, bounded
 
 MIN_TRAINING_ROWS = 10
@@ -102,14 +102,14 @@ def plan_features(spec: GbmTrainingSpec, schema: Mapping[str, ColumnKind]) -> Fe
         if kind is None or name == spec.label:
             continue
         if kind is ColumnKind.TEMPORAL:
-            problems.append(field_error(name, "timestamps are not supported as features; send a number"))
+            problems.append(column_error(name, "timestamps are not supported as features; send a number"))
         elif name in categorical_given or (
             spec.categorical_features is None and kind is ColumnKind.CATEGORICAL
         ):
             categorical.append(name)
         elif kind is ColumnKind.CATEGORICAL:
             problems.append(
-                field_error(
+                column_error(
                     name, "holds text but is not listed in `categorical_features`; send numbers or list it"
                 )
             )

@@ -16,7 +16,7 @@ from domain.segmentation import SegmentationResult
 from entrypoints.presenters.content import CONTENT_NAMES, present_content_analysis
 from entrypoints.presenters.policies import POLICY_NAMES, present_policy_analysis
 from entrypoints.presenters.segmentation import SEGMENTATION_NAMES, present_segmentation
-from entrypoints.presenters.wire import WireNames, json_ready
+from entrypoints.presenters.wire import WireNames, json_ready, without_marks
 
 Present = Callable[[Any], Mapping[str, Any]]
 
@@ -63,7 +63,7 @@ class JobResultPresenter(ResultPresenter):
 
 
 def wire_error(error: WorkerError, names: WireNames | None) -> WorkerError:
-    return error if names is None else names.error(error)
+    return without_marks(error) if names is None else names.error(error)
 
 
 def _iso(epoch: float | None) -> str | None:

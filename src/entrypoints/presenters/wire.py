@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain.errors import InvalidData, WorkerError
+from domain.errors import COLUMN_DETAIL, WorkerError
 
 _BACKTICKED = re.compile(r"`([A-Za-z_][A-Za-z0-9_.]*)`")
 
@@ -71,31 +71,48 @@ class WireNames:
         head = spec_path.split(".", 1)[0]
         return head in self.paths or spec_path in self.paths or head in _field_names(self.spec_type)
 
-    def message(self, text: str) -> str:
+    def message(self, text: str, *, within: str | None = None) -> str:
         """A message as the caller reads it: each spec field it names in backticks (`min_clusters`)
         becomes the request's own name, bare (minClusters), as messages have always read; other
-        backticked words (`rows`) are left as written."""
-        return _BACKTICKED.sub(
-            lambda m: self.wire(m.group(1)) if self.names_spec_field(m.group(1)) else m.group(0), text
-        )
+        backticked words (`rows`) are left as written. In a detail about `within` (fieldMap), its
+        members are named relative to it (customerId, not fieldMap.customerId)."""
+
+        def spelled(match: re.Match[str]) -> str:
+            if not self.names_spec_field(match.group(1)):
+                return match.group(0)
+            wire = self.wire(match.group(1))
+            return wire.removeprefix(f"{within}.") if within else wire
+
+        return _BACKTICKED.sub(spelled, text)
 
     def error(self, error: WorkerError) -> WorkerError:
-        """The same error with its message and its details (field and message) in wire names. An
-        InvalidData names the caller's columns, which are never renamed."""
-        if isinstance(error, InvalidData):
-            return error
-        renamed = type(error).__new__(type(error))
-        renamed.__dict__.update(error.__dict__)
-        WorkerError.__init__(renamed, self.message(error.message), [self._detail(d) for d in error.details])
-        return renamed
+        """The same error with its message and its details (field and message) in wire names; a
+        detail about one of the caller's columns keeps the column's name."""
+        return _renamed(error, self.message(error.message), [self._detail(d) for d in error.details])
 
     def _detail(self, detail: Mapping[str, Any]) -> dict[str, Any]:
-        renamed = dict(detail)
+        renamed = {key: value for key, value in detail.items() if key != COLUMN_DETAIL}
+        about_a_column = bool(detail.get(COLUMN_DETAIL))
+        field = None
         if "field" in detail:
-            renamed["field"] = self.wire(str(detail["field"]))
+            field = str(detail["field"]) if about_a_column else self.wire(str(detail["field"]))
+            renamed["field"] = field
         if isinstance(detail.get("message"), str):
-            renamed["message"] = self.message(detail["message"])
+            renamed["message"] = self.message(detail["message"], within=None if about_a_column else field)
         return renamed
+
+
+def without_marks(error: WorkerError) -> WorkerError:
+    """The error as the wire shows it when no request names apply: the details' marks dropped."""
+    details = [{key: value for key, value in d.items() if key != COLUMN_DETAIL} for d in error.details]
+    return _renamed(error, error.message, details)
+
+
+def _renamed(error: WorkerError, message: str, details: list[dict[str, Any]]) -> WorkerError:
+    renamed = type(error).__new__(type(error))
+    renamed.__dict__.update(error.__dict__)
+    WorkerError.__init__(renamed, message, details)
+    return renamed
 
 
 def json_ready(value: Any) -> Any:
