@@ -72,30 +72,6 @@ def bounded(
     return dataclasses.field(default=default, metadata={BOUNDS: bounds})
 
 
-def bounds_of(spec_type: type) -> dict[str, Bounds]:
-    """Spec path -> bounds, nested specs included (`caps.weekly`)."""
-    found: dict[str, Bounds] = {}
-    for item in dataclasses.fields(spec_type):
-        if BOUNDS in item.metadata:
-            found[item.name] = item.metadata[BOUNDS]
-        nested = item.default_factory if item.default_factory is not dataclasses.MISSING else None
-        if isinstance(nested, type) and dataclasses.is_dataclass(nested):
-            found.update({f"{item.name}.{path}": b for path, b in bounds_of(nested).items()})
-    return found
-
-
-def defaults_of(spec_type: type) -> dict[str, Any]:
-    """Spec path -> default of every bounded field (what the contract must declare as default)."""
-    found: dict[str, Any] = {}
-    for item in dataclasses.fields(spec_type):
-        if BOUNDS in item.metadata:
-            found[item.name] = item.default
-        nested = item.default_factory if item.default_factory is not dataclasses.MISSING else None
-        if isinstance(nested, type) and dataclasses.is_dataclass(nested):
-            found.update({f"{item.name}.{path}": d for path, d in defaults_of(nested).items()})
-    return found
-
-
 def bound_problems(spec: Any, prefix: str = "") -> list[dict[str, Any]]:
     """One detail per bounded field of `spec` (and of its nested specs) whose value is out of range.
     Fields left at None (optional) are not checked."""

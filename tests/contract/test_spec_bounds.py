@@ -113,3 +113,17 @@ def test_every_bound_of_the_contract_is_a_spec_bound(entry: RequestSpec) -> None
         if _wire_bounds(prop) and wire_path not in spec_paths
     ]
     assert not unbacked, f"bounds in {entry.schema} that no spec field declares: {unbacked}"
+
+
+# Request fields that are not the analysis's settings: where the data is, and identifiers echoed back.
+NOT_SPEC_FIELDS = {"data", "schemaId", "tenantId"}
+
+
+@pytest.mark.parametrize("entry", _cases())
+def test_every_field_of_the_request_is_a_spec_field(entry: RequestSpec) -> None:
+    """A request field without a spec field would be dropped, or fail in the presenter."""
+    spec_paths = {entry.names.wire(path) for path in _spec_fields(entry.spec_type)}
+    properties = _properties(SCHEMAS[entry.schema])
+    groups = {path.rsplit(".", 1)[0] for path in properties if "." in path}
+    unbacked = sorted(set(properties) - spec_paths - groups - NOT_SPEC_FIELDS)
+    assert not unbacked, f"fields of {entry.schema} that no spec field holds: {unbacked}"

@@ -14,8 +14,8 @@ import pytest
 from adapters.compute.process_pool import ProcessPoolRunner
 from application.job_executor import JobExecutor, JobSettings
 from domain.jobs import Job, JobStatus
-from entrypoints.presenters.jobs import JobResultPresenter
 from support.eventually import eventually
+from support.presenter import DocumentPresenter
 
 from .engine_tasks import pid_then_sleep
 from .job_store_harness import StoreHarness
@@ -47,7 +47,7 @@ async def test_a_killed_compute_process_fails_its_job_with_worker_lost(
     runner = ProcessPoolRunner(workers=1, threads_per_task=1, queue_limit=2)
     await runner.start()
     executor = JobExecutor(
-        store, runner, harness.clock, JobSettings(heartbeat_seconds=0.1), JobResultPresenter()
+        store, runner, harness.clock, JobSettings(heartbeat_seconds=0.1), DocumentPresenter()
     )
     await executor.start()
     try:
@@ -83,7 +83,7 @@ async def test_a_job_of_a_dead_replica_is_failed_by_another_replica(
     store = await harness.make() if harness.shared_between_instances else dead_store
     runner = ProcessPoolRunner(workers=1, threads_per_task=1, queue_limit=2)
     executor = JobExecutor(
-        store, runner, harness.clock, JobSettings(reaper_seconds=0.05, lease_seconds=30), JobResultPresenter()
+        store, runner, harness.clock, JobSettings(reaper_seconds=0.05, lease_seconds=30), DocumentPresenter()
     )
     await executor.start()
     try:
@@ -107,7 +107,7 @@ async def test_cancel_reaches_the_job_through_the_store(
     runner = ProcessPoolRunner(workers=1, threads_per_task=1, queue_limit=4)
     await runner.start()
     executor = JobExecutor(
-        store, runner, harness.clock, JobSettings(heartbeat_seconds=0.1), JobResultPresenter()
+        store, runner, harness.clock, JobSettings(heartbeat_seconds=0.1), DocumentPresenter()
     )
     await executor.start()
     try:

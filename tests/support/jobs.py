@@ -12,8 +12,8 @@ from application.get_job import GetJob
 from application.job_executor import JobExecutor, JobSettings
 from application.ports import Clock, ComputeRunner
 from domain.jobs import Job
-from entrypoints.presenters.jobs import JobResultPresenter
 from support.eventually import eventually
+from support.presenter import DocumentPresenter
 
 
 class CountingStore(InMemoryJobStore):
@@ -51,6 +51,6 @@ class Engine:
 
 async def started_engine(runner: ComputeRunner, clock: Clock, settings: JobSettings) -> Engine:
     store = CountingStore(clock)
-    executor = JobExecutor(store, runner, clock, settings, JobResultPresenter())
+    executor = JobExecutor(store, runner, clock, settings, DocumentPresenter())
     await executor.start()
     return Engine(store, runner, clock, executor, GetJob(store), CancelJob(store, executor, clock))

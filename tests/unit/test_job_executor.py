@@ -23,11 +23,11 @@ from domain.errors import InsufficientData, NotFound, ValidationFailed
 from domain.jobs import Job, JobStatus, RequestEcho
 from domain.policies import PolicySpec
 from domain.segmentation import SegmentationSpec
-from entrypoints.presenters.jobs import JobResultPresenter
 from support import tasks
 from support.clock import FakeClock
 from support.eventually import eventually
 from support.jobs import CountingStore, Engine, started_engine
+from support.presenter import DocumentPresenter
 from support.stepper import Stepper
 
 pytestmark = pytest.mark.timeout(60)
@@ -155,7 +155,7 @@ async def test_the_reaper_fails_jobs_whose_lease_ran_out_with_worker_lost(clock:
             lease_expires_at=now + 3600,
         )
     )
-    executor = JobExecutor(store, InlineRunner(), clock, SETTINGS, JobResultPresenter())
+    executor = JobExecutor(store, InlineRunner(), clock, SETTINGS, DocumentPresenter())
     await executor.start()
     try:
         await clock.elapse(SETTINGS.reaper_seconds)

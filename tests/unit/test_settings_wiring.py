@@ -9,6 +9,7 @@ from support import tasks
 from support.app import make_settings
 from support.clock import FakeClock
 from support.jobs import Engine
+from support.presenter import DocumentPresenter
 
 
 async def test_per_type_job_timeouts_reach_the_executor(monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -30,6 +31,7 @@ async def test_an_overridden_clock_times_the_executor_the_store_and_cancels() ->
     container = Container()
     container.settings.override(make_settings())
     container.clock.override(providers.Object(clock))
+    container.result_presenter.override(providers.Object(DocumentPresenter()))  # toy tasks' documents
     await container.init_resources()
     try:
         services = await resolve_services(container)

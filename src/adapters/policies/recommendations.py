@@ -96,7 +96,7 @@ def data_notes(
     if 0 < summary.customer_weeks < spec.min_samples_per_band * 2:
         remarks.warnings.append(
             f"Only {summary.customer_weeks:,} customer-weeks: too few for per-band statistics "
-            f"(minSamplesPerBand {spec.min_samples_per_band})."
+            f"(`min_samples_per_band` {spec.min_samples_per_band})."
         )
     if choice.cap is None:
         remarks.notes.append(f"No frequency cap recommended: {choice.reason}")

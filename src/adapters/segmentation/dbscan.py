@@ -39,7 +39,7 @@ def fit_dbscan(data: Matrix, spec: SegmentationSpec, progress: ProgressReporter)
     fit_rows = sample_rows(rng, rows, spec.dbscan_sample_size)
     min_samples = spec.min_samples if spec.min_samples is not None else min(max(2 * width, 4), 50)
     eps = spec.eps if spec.eps is not None else _estimate_eps(data[fit_rows], min_samples)
-    progress(0.2, f"eps={eps:.4g}, minSamples={min_samples}")
+    progress(0.2, f"`eps`={eps:.4g}, `min_samples`={min_samples}")
 
     fit_rows = _bound_neighbourhoods(data, fit_rows, eps, rng, warnings)
     fit_data = data[fit_rows]

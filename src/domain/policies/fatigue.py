@@ -9,7 +9,7 @@ from domain.policies.bands import BandStats, per_contact_drop_test, pool_band_st
 from domain.policies.statistics import MIN_RELATIVE_DROP, DropTest, Significance, significance
 
 FATIGUE_METHOD = (
-    "Bands with at least minSamplesPerBand customer-weeks are walked in order of frequency; each is "
+    "Bands with at least `min_samples_per_band` customer-weeks are walked in order of frequency; each is "
     "compared with all the lower bands pooled (one-sided z-test of conversion per contact, adjusted "
     "for channel mix, customer-week-clustered variance, Bonferroni-corrected alpha). Fatigue starts "
     "at the first band "

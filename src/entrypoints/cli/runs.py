@@ -51,7 +51,10 @@ async def analysed(
         raise names.error(error) from None
     progress.update(0.0)
     try:
-        work = use_case.run(dataset, spec, RequestEcho(), on_progress=progress.update)
+        def report(fraction: float, message: str) -> None:
+            progress.update(fraction, names.message(message))
+
+        work = use_case.run(dataset, spec, RequestEcho(), on_progress=report)
         document = presenter.present(await showing_progress(work, progress))
     except WorkerError as error:
         raise _as_failed_job(presenter, use_case.job_type, error) from None

@@ -143,8 +143,8 @@ async def analyze_segments(request: Request) -> Response:
 
 
 async def analyze_policies(request: Request) -> Response:
-    body = await _parse(request, c.PoliciesRequest)
     request.state.wire_names = policies.POLICY_NAMES
+    body = await _parse(request, c.PoliciesRequest)
     return await _submit(
         request, _services(request).analyze_policies, body.data, policies.policy_spec(body), body
     )

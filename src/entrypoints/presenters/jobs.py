@@ -34,8 +34,6 @@ JOB_NAMES: dict[str, WireNames] = {
 }
 
 def present_result(result: object) -> Mapping[str, Any]:
-    if isinstance(result, Mapping):  # an untyped document (the job engine's own tests send them)
-        return dict(result)
     for result_type, present in RESULT_PRESENTERS.items():
         if isinstance(result, result_type):
             return present(result)
@@ -73,12 +71,14 @@ def _iso(epoch: float | None) -> str | None:
 
 
 def job_view(job: Job) -> dict[str, Any]:
+    names = JOB_NAMES.get(job.type)
+    message = names.message(job.message) if names is not None and job.message else job.message
     return {
         "jobId": job.id,
         "type": job.type,
         "status": job.status.value,
         "progress": round(job.progress, 4),
-        "message": job.message or None,
+        "message": message or None,
         "createdAt": _iso(job.created_at),
         "startedAt": _iso(job.started_at),
         "finishedAt": _iso(job.finished_at),

@@ -76,8 +76,8 @@ def present_policy_analysis(result: PolicyAnalysisResult) -> dict[str, Any]:
         model=_model(result.model) if result.model is not None else None,
         recommendedWeeklyCap=result.recommended_weekly_cap,
         recommendations=[_recommendation(r) for r in result.recommendations],
-        notes=list(result.notes),
-        warnings=list(result.warnings),
+        notes=[POLICY_NAMES.message(note) for note in result.notes],
+        warnings=[POLICY_NAMES.message(warning) for warning in result.warnings],
     ).model_dump()
     # pydantic dumps a model's declared keys before its extra ones; bands and channels interleave
     # them on the wire, so they keep the order they were written in.
@@ -167,7 +167,7 @@ def _fatigue(f: FatigueFinding) -> dict[str, Any]:
         "fatiguedConversionPerContact": f.fatigued_conversion_per_contact,
         **_significance(f.significance),
         "minRelativeDrop": f.min_relative_drop,
-        "method": f.method,
+        "method": POLICY_NAMES.message(f.method),
         "reason": f.reason,
     }
 
@@ -226,7 +226,7 @@ def _cooldown(cd: CooldownFinding) -> dict[str, Any]:
         "referenceGap": cd.reference_gap,
         **_significance(cd.significance),
         "attributionDays": cd.attribution_days,
-        "method": cd.method,
+        "method": POLICY_NAMES.message(cd.method),
         "reason": cd.reason,
         "maxWeeklyContacts": cd.max_weekly_contacts,
     }
