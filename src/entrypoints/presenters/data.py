@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 from domain.data import DataSpec, InlineColumns, InlineRows, TableRef
 from entrypoints import contract as c
-
-
-def _names(items: Sequence[Any] | None) -> tuple[str, ...] | None:
-    if items is None:
-        return None
-    return tuple(getattr(item, "root", item) for item in items)
+from entrypoints.presenters.wire import names
 
 
 def data_spec(source: c.InlineRows | c.InlineColumns | c.TableData) -> DataSpec:
@@ -22,7 +14,7 @@ def data_spec(source: c.InlineRows | c.InlineColumns | c.TableData) -> DataSpec:
         return InlineRows(rows=source.rows)
     return TableRef(
         table=source.table,
-        columns=_names(source.columns),
+        columns=names(source.columns),
         filters=dict(source.filters or {}),
         limit=source.limit,
     )

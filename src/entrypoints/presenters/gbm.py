@@ -15,7 +15,7 @@ from domain.gbm.training import (
     TrainingDurations,
 )
 from entrypoints import contract as c
-from entrypoints.presenters.wire import WireNames
+from entrypoints.presenters.wire import WireNames, names
 
 # Every field, `params` included (`params.num_leaves` -> `params.numLeaves`), is its camelCased spec name.
 GBM_NAMES = WireNames(spec_type=GbmTrainingSpec)
@@ -24,10 +24,6 @@ _PARAM_OF_WIRE_NAME: dict[str, str] = {
     GBM_NAMES.wire(f"params.{item.name}").removeprefix("params."): item.name
     for item in dataclasses.fields(GbmParams)
 }
-
-
-def _names(items: list[Any] | None) -> tuple[str, ...] | None:
-    return None if items is None else tuple(item.root for item in items)
 
 
 def _params(given: c.GbmParams | None) -> GbmParams:
@@ -40,9 +36,9 @@ def _params(given: c.GbmParams | None) -> GbmParams:
 def training_spec(body: c.TrainGbmRequest) -> GbmTrainingSpec:
     return GbmTrainingSpec(
         label=body.label,
-        features=_names(body.features),
+        features=names(body.features),
         id_field=body.idField,
-        categorical_features=_names(body.categoricalFeatures),
+        categorical_features=names(body.categoricalFeatures),
         categorical_encoding=CategoricalEncoding(body.categoricalEncoding),
         max_categories=body.maxCategories,
         params=_params(body.params),

@@ -4,7 +4,6 @@ the job store keeps. Each analysis adds its result presenter and its request's n
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from application.ports import ResultPresenter
@@ -16,7 +15,7 @@ from domain.segmentation import SegmentationResult
 from entrypoints.presenters.content import CONTENT_NAMES, present_content_analysis
 from entrypoints.presenters.policies import POLICY_NAMES, present_policy_analysis
 from entrypoints.presenters.segmentation import SEGMENTATION_NAMES, present_segmentation
-from entrypoints.presenters.wire import WireNames, json_ready, without_marks
+from entrypoints.presenters.wire import WireNames, iso_time, json_ready, without_marks
 
 Present = Callable[[Any], Mapping[str, Any]]
 
@@ -65,9 +64,7 @@ def wire_error(error: WorkerError, names: WireNames | None) -> WorkerError:
 
 
 def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
+    return None if epoch is None else iso_time(epoch)
 
 
 def job_view(job: Job) -> dict[str, Any]:

@@ -5,7 +5,6 @@ generated contract models."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -19,7 +18,7 @@ from domain.policies.result import FREQUENCY_SQUARED, ConversionModel, PolicyAna
 from domain.policies.spec import COLUMN_ROLES, ContactCaps, PolicySpec
 from domain.policies.statistics import Interval, Significance
 from entrypoints import contract as c
-from entrypoints.presenters.wire import WireNames
+from entrypoints.presenters.wire import WireNames, iso_time
 
 POLICY_NAMES = WireNames(
     PolicySpec,
@@ -91,10 +90,6 @@ def _checked(model: type[M], fields: Mapping[str, Any]) -> M:
     return model.model_validate(fields)
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
-
-
 def _interval(interval: Interval | None) -> dict[str, float] | None:
     return None if interval is None else {"lower": interval.lower, "upper": interval.upper}
 
@@ -106,8 +101,12 @@ def _summary(s: PolicySummary) -> dict[str, Any]:
         "customers": s.customers,
         "customerWeeks": s.customer_weeks,
         "weeks": s.weeks,
-        "dateRange": {"from": _iso(s.date_range.start), "to": _iso(s.date_range.end)},
-        "window": {"from": _iso(s.window.start), "to": _iso(s.window.end), "lookbackDays": s.lookback_days},
+        "dateRange": {"from": iso_time(s.date_range.start), "to": iso_time(s.date_range.end)},
+        "window": {
+            "from": iso_time(s.window.start),
+            "to": iso_time(s.window.end),
+            "lookbackDays": s.lookback_days,
+        },
         "interactions": {
             "impressions": s.interactions.impressions,
             "clicks": s.interactions.clicks,

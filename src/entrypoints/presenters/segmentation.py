@@ -17,7 +17,7 @@ from domain.segmentation import (
     SegmentationSpec,
 )
 from entrypoints import contract as c
-from entrypoints.presenters.wire import WireNames
+from entrypoints.presenters.wire import WireNames, names
 
 # Every spec field is the camelCased request field; item paths (`fields[1]`) are kept as they are.
 SEGMENTATION_NAMES = WireNames(SegmentationSpec)
@@ -26,7 +26,7 @@ SEGMENTATION_NAMES = WireNames(SegmentationSpec)
 
 def segmentation_spec(body: c.SegmentsRequest) -> SegmentationSpec:
     return SegmentationSpec(
-        fields=None if body.fields is None else tuple(name.root for name in body.fields),
+        fields=names(body.fields),
         algorithm=body.algorithm,
         min_clusters=body.minClusters,
         max_clusters=body.maxClusters,

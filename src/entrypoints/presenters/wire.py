@@ -6,13 +6,23 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from domain.errors import COLUMN_DETAIL, WorkerError
 
 _BACKTICKED = re.compile(r"`([A-Za-z_][A-Za-z0-9_.]*)`")
+
+
+def names(items: Sequence[Any] | None) -> tuple[str, ...] | None:
+    """A contract list of names (root models or plain strings) as the spec's tuple."""
+    return None if items is None else tuple(getattr(item, "root", item) for item in items)
+
+
+def iso_time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def camel(name: str) -> str:
