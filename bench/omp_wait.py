@@ -79,7 +79,9 @@ def spinner() -> subprocess.Popen[bytes]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeats", type=int, default=3)
@@ -87,17 +89,21 @@ def main() -> None:
     parser.add_argument("--only", action="append", help="measure only these settings (by table name)")
     args = parser.parse_args()
     settings = {k: v for k, v in SETTINGS.items() if not args.only or k in args.only}
-    print(f"load average at start {os.getloadavg()[0]:.2f}; {args.workload}, {args.rows:,} x 20, "
-          f"{args.threads} threads, median of {args.repeats} (s)")
+    print(
+        f"load average at start {os.getloadavg()[0]:.2f}; {args.workload}, {args.rows:,} x 20, "
+        f"{args.threads} threads, median of {args.repeats} (s)"
+    )
     print(f"{'setting':<26}{'quiet':>9}{'contended':>11}")
     for name, extra in settings.items():
-        quiet = measure(extra, rows=args.rows, threads=args.threads, repeats=args.repeats,
-                        workload=args.workload)
+        quiet = measure(
+            extra, rows=args.rows, threads=args.threads, repeats=args.repeats, workload=args.workload
+        )
         neighbour = spinner()
         try:
             time.sleep(0.5)
-            contended = measure(extra, rows=args.rows, threads=args.threads, repeats=args.repeats,
-                                workload=args.workload)
+            contended = measure(
+                extra, rows=args.rows, threads=args.threads, repeats=args.repeats, workload=args.workload
+            )
         finally:
             neighbour.kill()
             neighbour.wait()
