@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from baseline import plain_env
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
@@ -168,7 +170,7 @@ def main() -> None:
         return
 
     # The worker gives each task its thread budget through OMP_NUM_THREADS; one unless told.
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    env = plain_env(OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     env.setdefault("POLARS_MAX_THREADS", env["OMP_NUM_THREADS"])
     plans = [(n, False, args.repeats) for n in args.sizes]
     if args.untuned:

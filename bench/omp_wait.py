@@ -20,15 +20,11 @@ import sys
 import time
 from pathlib import Path
 
+from baseline import OMP_SETTINGS, plain_env
+
 BENCH = Path(__file__).resolve().parent
 
-SETTINGS: dict[str, dict[str, str]] = {
-    "default (no variable)": {},
-    "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
-    "GOMP_SPINCOUNT=1000": {"GOMP_SPINCOUNT": "1000"},
-    "GOMP_SPINCOUNT=10000": {"GOMP_SPINCOUNT": "10000"},
-    "GOMP_SPINCOUNT=100000": {"GOMP_SPINCOUNT": "100000"},
-}
+SETTINGS = OMP_SETTINGS
 
 CHILD = """
 import json, sys, time
@@ -55,16 +51,11 @@ print(json.dumps(times))
 """
 
 
-def plain_env() -> dict[str, str]:
-    """The caller's environment without any OpenMP or thread variable: the baseline is the library's."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_", "KMP_"))}
-
-
 def measure(extra: dict[str, str], *, rows: int, threads: int, repeats: int, workload: str) -> float:
     code = CHILD.format(bench=str(BENCH), rows=rows, threads=threads, repeats=repeats, workload=workload)
     out = subprocess.run(
         [sys.executable, "-c", code],
-        env={**plain_env(), **extra},
+        env=plain_env(**extra),
         capture_output=True,
         text=True,
         check=True,

@@ -10,8 +10,9 @@ seeded make_blobs, 5 centres in 8 features. Beside the engine, in the same run, 
 standardise, then for k = 2..8 a KMeans fit on all rows and silhouette_score on a 10,000-row sample.
 Medians of `--repeats` runs.
 
-Targets (issue 3): 1M rows <= 15 s and <= 2 GiB peak. Thread count: inherited from the environment
-(OMP_NUM_THREADS etc.) unless --threads sets it for the children.
+Targets (issue 3): 1M rows <= 15 s and <= 2 GiB peak. Both children start from a plain environment
+(bench/baseline.py: none of our OpenMP or thread variables, so the plain loop is scikit-learn as its
+users run it); --threads gives both the same thread count.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from baseline import plain_env
 
 FEATURES = 8
 CENTRES = 5
@@ -99,7 +102,7 @@ def _child(mode: str, rows: int) -> None:
 
 
 def _run(mode: str, rows: int, threads: int | None) -> dict[str, float]:
-    env = dict(os.environ)
+    env = plain_env()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
     if threads is not None:
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
