@@ -5,15 +5,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+)
 
 
 class Detail(BaseModel):
     model_config = ConfigDict(
         extra='allow',
     )
-    field: str | None = None
-    message: str | None = None
+    field: StrictStr | None = None
+    message: StrictStr | None = None
 
 
 class Error(BaseModel):
@@ -34,9 +44,9 @@ class Error(BaseModel):
         'WORKER_LOST',
         'INTERNAL',
     ]
-    message: str
-    status: int
-    requestId: str | None = None
+    message: StrictStr
+    status: StrictInt
+    requestId: StrictStr | None = None
     details: list[Detail]
 
 
@@ -51,16 +61,16 @@ class DependencyStatus(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    name: str
+    name: StrictStr
     status: Literal['ok', 'degraded']
-    reason: str | None = None
+    reason: StrictStr | None = None
 
 
 class InlineRows(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    rows: list[dict[str, str | float | bool | None]]
+    rows: list[dict[str, StrictStr | StrictFloat | StrictBool | None]]
 
 
 class InlineColumns(BaseModel):
@@ -68,15 +78,15 @@ class InlineColumns(BaseModel):
         extra='forbid',
     )
     columns: Annotated[
-        dict[str, list[str | float | bool | None]],
+        dict[str, list[StrictStr | StrictFloat | StrictBool | None]],
         Field(
             description='Column name to its values; every column has the same length.'
         ),
     ]
 
 
-class Column(RootModel[str]):
-    root: Annotated[str, Field(min_length=1)]
+class Column(RootModel[StrictStr]):
+    root: Annotated[StrictStr, Field(min_length=1)]
 
 
 class TableData(BaseModel):
@@ -84,9 +94,9 @@ class TableData(BaseModel):
         extra='forbid',
     )
     table: Annotated[
-        str,
+        StrictStr,
         Field(
-            description='A table of the platform database, e.g. `ds_customers`, or `schema.table` for an allowed schema.',
+            description='A table of the platform database, e.g. `ds_customers`, or `schema.table` for an allowed\nschema. Only names matching `ML_WORKER_TABLE_PATTERN` (default `^ds_`) are readable; any\nother name is answered as an unknown table.\n',
             min_length=1,
         ),
     ]
@@ -94,59 +104,67 @@ class TableData(BaseModel):
         list[Column] | None, Field(description='The columns to read; null reads all.')
     ] = None
     filters: Annotated[
-        dict[str, list[str | float | bool | None] | str | float | bool | None] | None,
+        dict[
+            str,
+            list[StrictStr | StrictFloat | StrictBool | None]
+            | StrictStr
+            | StrictFloat
+            | StrictBool
+            | None,
+        ]
+        | None,
         Field(
-            description='Equality filters, e.g. `{"tenantId": "t1"}`; a list means IN, null means IS NULL.'
+            description='Equality filters, e.g. `{"tenantId": "t1"}`; a list means IN, null means IS NULL. A table\nwith a `tenantId` column needs a `tenantId` filter (`ML_WORKER_REQUIRE_TENANT_FILTER`).\n'
         ),
     ] = None
-    limit: Annotated[int | None, Field(ge=1)] = None
+    limit: Annotated[StrictInt | None, Field(ge=1)] = None
 
 
 class GbmParams(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    numIterations: Annotated[int, Field(ge=1, le=10000)] = 100
-    learningRate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
-    numLeaves: Annotated[int, Field(ge=2, le=4096)] = 31
-    maxDepth: Annotated[int, Field(ge=-1, le=64)] = -1
-    minDataInLeaf: Annotated[int, Field(ge=1)] = 20
-    minSumHessianInLeaf: Annotated[float, Field(ge=0.0)] = 0.001
-    featureFraction: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
-    baggingFraction: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
-    baggingFreq: Annotated[int, Field(ge=0)] = 0
-    lambdaL1: Annotated[float, Field(ge=0.0)] = 0
-    lambdaL2: Annotated[float, Field(ge=0.0)] = 0
-    minGainToSplit: Annotated[float, Field(ge=0.0)] = 0
-    maxBin: Annotated[int, Field(ge=2, le=65535)] = 255
-    isUnbalance: bool = False
-    scalePosWeight: Annotated[float, Field(gt=0.0)] = 1.0
-    sigmoid: Annotated[float, Field(gt=0.0)] = 1.0
-    zeroAsMissing: bool = False
-    useMissing: bool = True
-    maxCatThreshold: Annotated[int, Field(ge=1)] = 32
-    catSmooth: Annotated[float, Field(ge=0.0)] = 10
-    catL2: Annotated[float, Field(ge=0.0)] = 10
-    minDataPerGroup: Annotated[int, Field(ge=1)] = 100
-    seed: Annotated[int, Field(ge=0, le=2147483647)] = 42
+    numIterations: Annotated[StrictInt, Field(ge=1, le=10000)] = 100
+    learningRate: Annotated[StrictFloat, Field(gt=0.0, le=1.0)] = 0.1
+    numLeaves: Annotated[StrictInt, Field(ge=2, le=4096)] = 31
+    maxDepth: Annotated[StrictInt, Field(ge=-1, le=64)] = -1
+    minDataInLeaf: Annotated[StrictInt, Field(ge=1)] = 20
+    minSumHessianInLeaf: Annotated[StrictFloat, Field(ge=0.0)] = 0.001
+    featureFraction: Annotated[StrictFloat, Field(gt=0.0, le=1.0)] = 1.0
+    baggingFraction: Annotated[StrictFloat, Field(gt=0.0, le=1.0)] = 1.0
+    baggingFreq: Annotated[StrictInt, Field(ge=0)] = 0
+    lambdaL1: Annotated[StrictFloat, Field(ge=0.0)] = 0
+    lambdaL2: Annotated[StrictFloat, Field(ge=0.0)] = 0
+    minGainToSplit: Annotated[StrictFloat, Field(ge=0.0)] = 0
+    maxBin: Annotated[StrictInt, Field(ge=2, le=65535)] = 255
+    isUnbalance: StrictBool = False
+    scalePosWeight: Annotated[StrictFloat, Field(gt=0.0)] = 1.0
+    sigmoid: Annotated[StrictFloat, Field(gt=0.0)] = 1.0
+    zeroAsMissing: StrictBool = False
+    useMissing: StrictBool = True
+    maxCatThreshold: Annotated[StrictInt, Field(ge=1)] = 32
+    catSmooth: Annotated[StrictFloat, Field(ge=0.0)] = 10
+    catL2: Annotated[StrictFloat, Field(ge=0.0)] = 10
+    minDataPerGroup: Annotated[StrictInt, Field(ge=1)] = 100
+    seed: Annotated[StrictInt, Field(ge=0, le=2147483647)] = 42
 
 
-class Feature(RootModel[str]):
-    root: Annotated[str, Field(min_length=1)]
+class Feature(RootModel[StrictStr]):
+    root: Annotated[StrictStr, Field(min_length=1)]
 
 
-class CategoricalFeature(RootModel[str]):
-    root: Annotated[str, Field(min_length=1)]
+class CategoricalFeature(RootModel[StrictStr]):
+    root: Annotated[StrictStr, Field(min_length=1)]
 
 
 class FeatureImportanceItem(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    field: str
-    importance: Annotated[float, Field(ge=0.0, le=1.0)]
+    field: StrictStr
+    importance: Annotated[StrictFloat, Field(ge=0.0, le=1.0)]
     selected: Annotated[
-        bool, Field(description='The model splits on this field at least once.')
+        StrictBool, Field(description='The model splits on this field at least once.')
     ]
 
 
@@ -154,17 +172,17 @@ class Library(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    name: str
-    version: str
+    name: StrictStr
+    version: StrictStr
 
 
 class ParityFixture(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    rows: list[dict[str, str | float | bool | None]]
-    rawScores: list[float]
-    scores: list[float]
+    rows: list[dict[str, StrictStr | StrictFloat | StrictBool | None]]
+    rawScores: list[StrictFloat]
+    scores: list[StrictFloat]
 
 
 class Tree(BaseModel):
@@ -178,14 +196,14 @@ class ModelState(BaseModel):
     model_config = ConfigDict(
         extra='allow',
     )
-    schema_version: int
-    feature_names: list[str]
-    objective: str
-    link: str | None = None
-    sigmoid: float | None = None
+    schema_version: StrictInt
+    feature_names: list[StrictStr]
+    objective: StrictStr
+    link: StrictStr | None = None
+    sigmoid: StrictFloat | None = None
     input_features: list[dict[str, Any]]
     trees: list[Tree]
-    content_hash: str
+    content_hash: StrictStr
 
 
 class GbmMetrics(BaseModel):
@@ -193,20 +211,20 @@ class GbmMetrics(BaseModel):
         extra='forbid',
     )
     auc: Annotated[
-        float | None,
+        StrictFloat | None,
         Field(description='null when the evaluated rows hold one class only.'),
     ]
-    logloss: float
-    accuracy: float
-    precision: float
-    recall: float
-    trainingSamples: int
-    validationSamples: int
+    logloss: StrictFloat
+    accuracy: StrictFloat
+    precision: StrictFloat
+    recall: StrictFloat
+    trainingSamples: StrictInt
+    validationSamples: StrictInt
     positiveRate: Annotated[
-        float, Field(description='Share of positive labels over all rows.')
+        StrictFloat, Field(description='Share of positive labels over all rows.')
     ]
-    bestIteration: int
-    numTrees: int
+    bestIteration: StrictInt
+    numTrees: StrictInt
     evaluatedOn: Literal['validation', 'training']
 
 
@@ -214,7 +232,7 @@ class JobAccepted(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    jobId: str
+    jobId: StrictStr
     status: Literal['queued']
 
 
@@ -223,34 +241,34 @@ class Error1(BaseModel):
         extra='forbid',
     )
     code: Annotated[
-        str,
+        StrictStr,
         Field(
             description='e.g. INSUFFICIENT_DATA, TIMEOUT, WORKER_LOST, SHUTDOWN, INTERNAL'
         ),
     ]
-    message: str
+    message: StrictStr
 
 
 class Interval(BaseModel):
-    lower: float
-    upper: float
+    lower: StrictFloat
+    upper: StrictFloat
 
 
 class Candidate(BaseModel):
-    k: int
-    silhouette: float | None
-    inertia: float
+    k: StrictInt
+    silhouette: StrictFloat | None
+    inertia: StrictFloat
 
 
 class Characteristic(BaseModel):
     model_config = ConfigDict(
         extra='allow',
     )
-    field: str
-    category: str | None = None
-    segmentValue: float
-    populationValue: float
-    difference: float
+    field: StrictStr
+    category: StrictStr | None = None
+    segmentValue: StrictFloat
+    populationValue: StrictFloat
+    difference: StrictFloat
     measure: Literal['z', 'lift']
 
 
@@ -258,23 +276,23 @@ class DistinguishingFeature(BaseModel):
     model_config = ConfigDict(
         extra='allow',
     )
-    field: str
-    score: float
-    category: str | None = None
+    field: StrictStr
+    score: StrictFloat
+    category: StrictStr | None = None
 
 
 class Segment(BaseModel):
     model_config = ConfigDict(
         extra='allow',
     )
-    id: Annotated[int, Field(description='-1 is the outliers segment of DBSCAN.')]
+    id: Annotated[StrictInt, Field(description='-1 is the outliers segment of DBSCAN.')]
     name: Annotated[
-        str, Field(description='A readable label, e.g. "High income, young".')
+        StrictStr, Field(description='A readable label, e.g. "High income, young".')
     ]
-    size: int
-    share: float
+    size: StrictInt
+    share: StrictFloat
     centroid: Annotated[
-        dict[str, float | dict[str, float]],
+        dict[str, StrictFloat | dict[str, StrictFloat]],
         Field(
             description='Numeric fields in original units; categorical fields as {category: share}.'
         ),
@@ -288,10 +306,10 @@ class SegmentationResult(BaseModel):
         extra='allow',
     )
     algorithm: Literal['kmeans', 'dbscan']
-    k: Annotated[int, Field(description='Segments found (outliers not counted).')]
-    silhouette: float | None
-    rowCount: int
-    fieldsUsed: list[str]
+    k: Annotated[StrictInt, Field(description='Segments found (outliers not counted).')]
+    silhouette: StrictFloat | None
+    rowCount: StrictInt
+    fieldsUsed: list[StrictStr]
     candidates: Annotated[
         list[Candidate],
         Field(
@@ -299,17 +317,19 @@ class SegmentationResult(BaseModel):
         ),
     ]
     segments: list[Segment]
-    imputed: Annotated[dict[str, int], Field(description='Missing values replaced')]
-    warnings: list[str]
+    imputed: Annotated[
+        dict[str, StrictInt], Field(description='Missing values replaced')
+    ]
+    warnings: list[StrictStr]
 
 
 class Config(BaseModel):
     model_config = ConfigDict(
         extra='allow',
     )
-    maxPerDay: int
-    maxPerWeek: int
-    maxPerMonth: int
+    maxPerDay: StrictInt
+    maxPerWeek: StrictInt
+    maxPerMonth: StrictInt
 
 
 class Payload(BaseModel):
@@ -318,9 +338,9 @@ class Payload(BaseModel):
     )
     ruleType: Literal['frequency_cap', 'cooldown']
     scope: Literal['global', 'channel']
-    channel: str | None
-    maxContacts: int
-    windowDays: int
+    channel: StrictStr | None
+    maxContacts: StrictInt
+    windowDays: StrictInt
     config: Config
 
 
@@ -330,13 +350,14 @@ class PolicyRecommendation(BaseModel):
     )
     type: Literal['policy']
     title: Annotated[
-        str, Field(description='Action-phrased, e.g. "Set frequency cap to 3/week".')
+        StrictStr,
+        Field(description='Action-phrased, e.g. "Set frequency cap to 3/week".'),
     ]
     description: Annotated[
-        str, Field(description='Cites the sample sizes and rates behind it.')
+        StrictStr, Field(description='Cites the sample sizes and rates behind it.')
     ]
     payload: Payload
-    confidence: Annotated[float, Field(ge=0.0, le=1.0)]
+    confidence: Annotated[StrictFloat, Field(ge=0.0, le=1.0)]
     evidence: dict[str, Any]
 
 
@@ -344,12 +365,12 @@ class FrequencyBand(BaseModel):
     model_config = ConfigDict(
         extra='allow',
     )
-    band: str
-    minContacts: int
-    maxContacts: int | None
-    customerWeeks: int
-    conversions: int
-    conversionRate: float | None
+    band: StrictStr
+    minContacts: StrictInt
+    maxContacts: StrictInt | None
+    customerWeeks: StrictInt
+    conversions: StrictInt
+    conversionRate: StrictFloat | None
     conversionRateCi: Interval | None
 
 
@@ -357,12 +378,12 @@ class Channel(BaseModel):
     model_config = ConfigDict(
         extra='allow',
     )
-    channel: str
-    impressions: int
-    clicks: int
-    conversions: int
-    ctr: float | None
-    cvr: float | None
+    channel: StrictStr
+    impressions: StrictInt
+    clicks: StrictInt
+    conversions: StrictInt
+    ctr: StrictFloat | None
+    cvr: StrictFloat | None
 
 
 class PolicyAnalysisResult(BaseModel):
@@ -375,22 +396,22 @@ class PolicyAnalysisResult(BaseModel):
     channels: list[Channel]
     cooldown: dict[str, Any]
     model: dict[str, Any] | None
-    recommendedWeeklyCap: int | None
+    recommendedWeeklyCap: StrictInt | None
     recommendations: list[PolicyRecommendation]
-    notes: list[str] | None = None
-    warnings: list[str]
+    notes: list[StrictStr] | None = None
+    warnings: list[StrictStr]
 
 
 class TopTerm(BaseModel):
     model_config = ConfigDict(
         extra='allow',
     )
-    term: str
-    importance: float
+    term: StrictStr
+    importance: StrictFloat
     direction: Literal['helps', 'hurts', 'neutral']
-    support: Annotated[int, Field(description='Creatives containing the term.')]
+    support: Annotated[StrictInt, Field(description='Creatives containing the term.')]
     lift: Annotated[
-        float | None,
+        StrictFloat | None,
         Field(
             description='Channel-adjusted relative difference of the target between creatives with and without the term (0.25 = 25% higher); null when either side is empty.'
         ),
@@ -401,17 +422,18 @@ class ChannelSummaryItem(BaseModel):
     model_config = ConfigDict(
         extra='allow',
     )
-    channel: str
-    creatives: int
-    impressions: float
-    clicks: float
-    conversions: float
+    channel: StrictStr
+    creatives: StrictInt
+    impressions: StrictFloat
+    clicks: StrictFloat
+    conversions: StrictFloat
     revenue: Annotated[
-        float | None, Field(description='Null when the data has no revenue column.')
+        StrictFloat | None,
+        Field(description='Null when the data has no revenue column.'),
     ]
-    ctr: float | None
-    cvr: float | None
-    rpi: float | None
+    ctr: StrictFloat | None
+    cvr: StrictFloat | None
+    rpi: StrictFloat | None
 
 
 class Creative(BaseModel):
@@ -419,14 +441,14 @@ class Creative(BaseModel):
         extra='allow',
     )
     id: Annotated[
-        str | int,
+        StrictStr | StrictInt,
         Field(description='As sent when text or an integer; otherwise as text.'),
     ]
-    channel: str
-    ctr: float | None
-    cvr: float | None
-    rpi: float | None
-    percentileInChannel: float | None
+    channel: StrictStr
+    ctr: StrictFloat | None
+    cvr: StrictFloat | None
+    rpi: StrictFloat | None
+    percentileInChannel: StrictFloat | None
     flags: list[Literal['low_volume', 'underperformer', 'top_performer']]
 
 
@@ -436,19 +458,19 @@ class Model(BaseModel):
     )
     target: Literal['ctr', 'cvr']
     r2: Annotated[
-        float | None,
+        StrictFloat | None,
         Field(
             description='Weighted R2 of the relative target; null when it does not vary.'
         ),
     ]
     r2Kind: Literal['holdout']
-    creatives: int
-    trainCreatives: int
-    holdoutCreatives: int
-    terms: int
-    trees: int
+    creatives: StrictInt
+    trainCreatives: StrictInt
+    holdoutCreatives: StrictInt
+    terms: StrictInt
+    trees: StrictInt
     channelImportance: Annotated[
-        float,
+        StrictFloat,
         Field(
             description='Share of the importance that went to the channel indicators.'
         ),
@@ -460,8 +482,8 @@ class Recommendation(BaseModel):
         extra='allow',
     )
     type: Literal['content']
-    title: str
-    description: str
+    title: StrictStr
+    description: StrictStr
     payload: dict[str, Any]
 
 
@@ -478,33 +500,33 @@ class ContentAnalysisResult(BaseModel):
             description='How much of the within-channel spread of the target the text explains, and on what.'
         ),
     ]
-    excluded: dict[str, int]
+    excluded: dict[str, StrictInt]
     recommendations: list[Recommendation]
-    warnings: list[str]
+    warnings: list[StrictStr]
 
 
-class FieldModel(RootModel[str]):
-    root: Annotated[str, Field(min_length=1)]
+class FieldModel(RootModel[StrictStr]):
+    root: Annotated[StrictStr, Field(min_length=1)]
 
 
 class FieldMap(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    customerId: Annotated[str, Field(min_length=1)] = 'customerId'
-    channel: Annotated[str, Field(min_length=1)] = 'channel'
-    timestamp: Annotated[str, Field(min_length=1)] = 'timestamp'
-    interactionType: Annotated[str, Field(min_length=1)] = 'interactionType'
-    offerId: Annotated[str | None, Field(min_length=1)] = None
+    customerId: Annotated[StrictStr, Field(min_length=1)] = 'customerId'
+    channel: Annotated[StrictStr, Field(min_length=1)] = 'channel'
+    timestamp: Annotated[StrictStr, Field(min_length=1)] = 'timestamp'
+    interactionType: Annotated[StrictStr, Field(min_length=1)] = 'interactionType'
+    offerId: Annotated[StrictStr | None, Field(min_length=1)] = None
 
 
 class InteractionValues(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    impression: Annotated[list[str], Field(min_length=1)] = ['impression']
-    click: Annotated[list[str], Field(min_length=1)] = ['click']
-    conversion: Annotated[list[str], Field(min_length=1)] = [
+    impression: Annotated[list[StrictStr], Field(min_length=1)] = ['impression']
+    click: Annotated[list[StrictStr], Field(min_length=1)] = ['click']
+    conversion: Annotated[list[StrictStr], Field(min_length=1)] = [
         'conversion',
         'convert',
         'accept',
@@ -515,29 +537,29 @@ class Caps(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    daily: Annotated[int, Field(ge=1)] = 3
-    weekly: Annotated[int, Field(ge=1)] = 10
-    monthly: Annotated[int, Field(ge=1)] = 30
+    daily: Annotated[StrictInt, Field(ge=1)] = 3
+    weekly: Annotated[StrictInt, Field(ge=1)] = 10
+    monthly: Annotated[StrictInt, Field(ge=1)] = 30
 
 
-class Band(RootModel[int]):
-    root: Annotated[int, Field(ge=1)]
+class Band(RootModel[StrictInt]):
+    root: Annotated[StrictInt, Field(ge=1)]
 
 
 class FieldMap1(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    id: Annotated[str, Field(min_length=1)] = 'id'
-    channel: Annotated[str, Field(min_length=1)] = 'channel'
-    impressions: Annotated[str, Field(min_length=1)] = 'impressions'
-    clicks: Annotated[str, Field(min_length=1)] = 'clicks'
-    conversions: Annotated[str, Field(min_length=1)] = 'conversions'
-    revenue: Annotated[str | None, Field(min_length=1)] = 'revenue'
+    id: Annotated[StrictStr, Field(min_length=1)] = 'id'
+    channel: Annotated[StrictStr, Field(min_length=1)] = 'channel'
+    impressions: Annotated[StrictStr, Field(min_length=1)] = 'impressions'
+    clicks: Annotated[StrictStr, Field(min_length=1)] = 'clicks'
+    conversions: Annotated[StrictStr, Field(min_length=1)] = 'conversions'
+    revenue: Annotated[StrictStr | None, Field(min_length=1)] = 'revenue'
 
 
-class TextField(RootModel[str]):
-    root: Annotated[str, Field(min_length=1)]
+class TextField(RootModel[StrictStr]):
+    root: Annotated[StrictStr, Field(min_length=1)]
 
 
 class Health(BaseModel):
@@ -548,7 +570,7 @@ class Health(BaseModel):
     capabilities: list[
         Literal['policy_analysis', 'segmentation', 'content_analysis', 'gbm_training']
     ]
-    version: str
+    version: StrictStr
     jobStore: Literal['memory', 'redis', 'postgres']
     dataSource: Annotated[
         Literal['inline', 'postgres'],
@@ -557,7 +579,7 @@ class Health(BaseModel):
         ),
     ]
     dependencies: list[DependencyStatus]
-    compute: dict[str, int] | None = None
+    compute: dict[str, StrictInt] | None = None
 
 
 class TrainGbmRequest(BaseModel):
@@ -571,7 +593,7 @@ class TrainGbmRequest(BaseModel):
         ),
     ]
     label: Annotated[
-        str,
+        StrictStr,
         Field(
             description='A 0/1 column (booleans and the strings "0"/"1"/"true"/"false" are accepted).',
             min_length=1,
@@ -584,7 +606,7 @@ class TrainGbmRequest(BaseModel):
         ),
     ] = None
     idField: Annotated[
-        str | None,
+        StrictStr | None,
         Field(
             description='A column never used as a feature (ignored when absent from the data).'
         ),
@@ -602,7 +624,7 @@ class TrainGbmRequest(BaseModel):
         ),
     ] = 'onehot'
     maxCategories: Annotated[
-        int,
+        StrictInt,
         Field(
             description='The most frequent categories kept per field; the rest score like an unseen category.',
             ge=1,
@@ -611,7 +633,7 @@ class TrainGbmRequest(BaseModel):
     ] = 50
     params: GbmParams | None = None
     validationFraction: Annotated[
-        float,
+        StrictFloat,
         Field(
             description='Seeded stratified hold-out for the metrics; 0 evaluates on the training rows.',
             ge=0.0,
@@ -619,14 +641,14 @@ class TrainGbmRequest(BaseModel):
         ),
     ] = 0.2
     earlyStoppingRounds: Annotated[
-        int | None,
+        StrictInt | None,
         Field(
             description='Stop when validation logloss has not improved for this many rounds (needs a validation split).',
             ge=1,
         ),
     ] = None
     includeParityFixture: Annotated[
-        bool,
+        StrictBool,
         Field(
             description="Return `parityFixture`: rows (a seeded sample of the training rows plus edge rows: each\nfield missing, zero, extreme, infinite, an unseen category) with LightGBM's own raw scores,\nto check a scorer against before activating the model.\n"
         ),
@@ -641,13 +663,13 @@ class TrainGbmResponse(BaseModel):
     metrics: GbmMetrics
     featureImportance: list[FeatureImportanceItem]
     durationMs: Annotated[
-        dict[str, float],
+        dict[str, StrictFloat],
         Field(
             description='Milliseconds per stage: parse (request body), prepare (encode), train, evaluate, dump (modelState), total (in the server).'
         ),
     ]
     library: Library
-    warnings: list[str]
+    warnings: list[StrictStr]
     parityFixture: ParityFixture | None = None
 
 
@@ -655,11 +677,11 @@ class Job(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    jobId: str
+    jobId: StrictStr
     type: Literal['segmentation', 'policy_analysis', 'content_analysis']
     status: Literal['queued', 'running', 'completed', 'failed', 'cancelled']
-    progress: Annotated[float, Field(ge=0.0, le=1.0)]
-    message: str | None = None
+    progress: Annotated[StrictFloat, Field(ge=0.0, le=1.0)]
+    message: StrictStr | None = None
     createdAt: AwareDatetime
     startedAt: AwareDatetime | None = None
     finishedAt: AwareDatetime | None = None
@@ -687,19 +709,20 @@ class SegmentsRequest(BaseModel):
         Field(description='The fields to segment on; null uses every numeric field.'),
     ] = None
     algorithm: Literal['kmeans', 'dbscan'] = 'kmeans'
-    minClusters: Annotated[int, Field(ge=2, le=50)] = 2
-    maxClusters: Annotated[int, Field(ge=2, le=50)] = 8
-    randomState: Annotated[int, Field(ge=0, le=2147483647)] = 42
-    silhouetteSampleSize: Annotated[int, Field(ge=100, le=20000)] = 10000
-    maxCategories: Annotated[int, Field(ge=1, le=100)] = 10
+    minClusters: Annotated[StrictInt, Field(ge=2, le=50)] = 2
+    maxClusters: Annotated[StrictInt, Field(ge=2, le=50)] = 8
+    randomState: Annotated[StrictInt, Field(ge=0, le=2147483647)] = 42
+    silhouetteSampleSize: Annotated[StrictInt, Field(ge=100, le=20000)] = 10000
+    maxCategories: Annotated[StrictInt, Field(ge=1, le=100)] = 10
     eps: Annotated[
-        float | None, Field(description='DBSCAN radius; null estimates it.', gt=0.0)
+        StrictFloat | None,
+        Field(description='DBSCAN radius; null estimates it.', gt=0.0),
     ] = None
     minSamples: Annotated[
-        int | None, Field(description='DBSCAN core-point size.', ge=1)
+        StrictInt | None, Field(description='DBSCAN core-point size.', ge=1)
     ] = None
-    schemaId: str | None = None
-    tenantId: str | None = None
+    schemaId: StrictStr | None = None
+    tenantId: StrictStr | None = None
 
 
 class PoliciesRequest(BaseModel):
@@ -721,7 +744,7 @@ class PoliciesRequest(BaseModel):
             description='Which interaction types count as impression, click and conversion.'
         ),
     ] = None
-    lookbackDays: Annotated[int, Field(ge=1, le=3650)] = 90
+    lookbackDays: Annotated[StrictInt, Field(ge=1, le=3650)] = 90
     asOf: Annotated[
         AwareDatetime | None,
         Field(
@@ -738,18 +761,18 @@ class PoliciesRequest(BaseModel):
             validate_default=True,
         ),
     ] = [1, 3, 5, 7, 10]
-    minSamplesPerBand: Annotated[int, Field(ge=1)] = 30
+    minSamplesPerBand: Annotated[StrictInt, Field(ge=1)] = 30
     alpha: Annotated[
-        float,
+        StrictFloat,
         Field(
             description='Family-wise significance level of the fatigue and cooldown tests.',
             gt=0.0,
             lt=1.0,
         ),
     ] = 0.05
-    randomState: Annotated[int, Field(ge=0, le=2147483647)] = 42
-    schemaId: str | None = None
-    tenantId: str | None = None
+    randomState: Annotated[StrictInt, Field(ge=0, le=2147483647)] = 42
+    schemaId: StrictStr | None = None
+    tenantId: StrictStr | None = None
 
 
 class ContentRequest(BaseModel):
@@ -772,8 +795,8 @@ class ContentRequest(BaseModel):
         ),
     ] = ['subject', 'headline', 'body', 'ctaText']
     target: Literal['ctr', 'cvr'] = 'ctr'
-    minImpressions: Annotated[int, Field(ge=0)] = 100
-    topTerms: Annotated[int, Field(ge=1, le=200)] = 20
-    randomState: Annotated[int, Field(ge=0, le=2147483647)] = 42
-    schemaId: str | None = None
-    tenantId: str | None = None
+    minImpressions: Annotated[StrictInt, Field(ge=0)] = 100
+    topTerms: Annotated[StrictInt, Field(ge=1, le=200)] = 20
+    randomState: Annotated[StrictInt, Field(ge=0, le=2147483647)] = 42
+    schemaId: StrictStr | None = None
+    tenantId: StrictStr | None = None

@@ -9,10 +9,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from application.errors import Busy
 from domain.errors import WorkerError
 from entrypoints.http.responses import JsonResponse
+from entrypoints.http.validation import location, validation_details
 from entrypoints.presenters.jobs import wire_error
 
 log = structlog.get_logger(__name__)
@@ -22,6 +24,7 @@ class Unauthorized(WorkerError):
     """The API key is missing or wrong: an HTTP concern, so it lives with the HTTP answers."""
 
     code = "UNAUTHORIZED"
+
 
 HTTP_STATUS: dict[str, int] = {
     "VALIDATION_ERROR": 422,
@@ -60,17 +63,6 @@ def envelope(
     return JsonResponse(body, status_code=status, headers=headers)
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc if part not in ("body",)) or "body"
-
-
-def validation_details(error: ValidationError) -> list[dict[str, Any]]:
-    return [
-        {"field": _location(tuple(item["loc"])), "message": item["msg"], "type": item["type"]}
-        for item in error.errors(include_url=False, include_input=False)[:50]
-    ]
-
-
 async def _worker_error(request: Request, exc: Exception) -> JsonResponse:
     assert isinstance(exc, WorkerError)
     # Domain errors name spec fields; the route said how its request spells them (routes.py).
@@ -98,16 +90,30 @@ async def _invalid_body(_: Request, exc: Exception) -> JsonResponse:
     details = (
         validation_details(exc)
         if isinstance(exc, ValidationError)
-        else [{"field": _location(tuple(e["loc"])), "message": e["msg"]} for e in errors[:50]]
+        else [{"field": location(tuple(e["loc"])), "message": e["msg"]} for e in errors[:50]]
     )
     first = details[0] if details else {"field": "body", "message": "invalid"}
     return envelope("VALIDATION_ERROR", f"{first['field']}: {first['message']}", 422, details)
 
 
-async def _http_error(_: Request, exc: Exception) -> JsonResponse:
+async def _http_error(request: Request, exc: Exception) -> JsonResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _STARLETTE_CODES.get(exc.status_code, "INTERNAL" if exc.status_code >= 500 else "VALIDATION_ERROR")
-    return envelope(code, str(exc.detail), exc.status_code, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return envelope(code, str(exc.detail), exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method of the path: Starlette names only the first route that matched it, and a path
+    with one route per method (GET and DELETE /status/{job_id}) would send `Allow: GET`."""
+    methods: list[str] = []
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods += sorted(set(getattr(route, "methods", None) or ()) - set(methods))
+    return methods
 
 
 async def _unexpected(_: Request, exc: Exception) -> JsonResponse:
