@@ -105,6 +105,8 @@ async def _started_datasets(settings: Settings, read_files: bool) -> AsyncIterat
         SqlDatasetSource(
             settings.database_url,
             allowed_schemas=settings.allowed_schemas,
+            table_pattern=settings.table_pattern,
+            require_tenant_filter=settings.require_tenant_filter,
             statement_timeout_ms=int(settings.statement_timeout_seconds * 1000),
         )
         if settings.database_url

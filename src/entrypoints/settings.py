@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import sys
 from typing import Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 
 class Settings(BaseSettings):
@@ -18,6 +20,9 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("DATABASE_URL", "ML_WORKER_DATABASE_URL")
     )
     database_schemas: str = "public"
+    # Only these tables are readable (re.search on the table name): the platform's dataset tables.
+    table_pattern: str = "^ds_"
+    require_tenant_filter: bool = True
     job_store: Literal["memory", "redis", "postgres"] = "memory"
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "ML_WORKER_REDIS_URL")
@@ -40,6 +45,29 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     compute: Literal["process", "inline"] = "process"
 
+    @field_validator("api_key")
+    @classmethod
+    def _key_is_a_secret(cls, key: str | None) -> str | None:
+        # Set but empty used to mean "no auth": a secret that failed to render must not open the API.
+        if key is not None and not key.strip():
+            raise ValueError("is set but empty: unset it to run without a key, or set a key")
+        if key is not None and key != key.strip():
+            # HTTP strips the header value, so a key with surrounding spaces could never match.
+            raise ValueError("has leading or trailing whitespace (a newline from a secret file?)")
+        return key
+
+    @field_validator("table_pattern")
+    @classmethod
+    def _pattern_compiles(cls, pattern: str) -> str:
+        if not pattern:
+            # It would match every table; allowing all must be said (`.*`), not left unrendered.
+            raise ValueError("is empty: it would make every table readable (write .* to mean that)")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"is not a valid regular expression ({exc})") from None
+        return pattern
+
     @property
     def postgres_job_store_url(self) -> str | None:
         return self.job_store_url or self.database_url
@@ -49,13 +77,41 @@ class Settings(BaseSettings):
         return tuple(s.strip() for s in self.database_schemas.split(",") if s.strip())
 
 
+def settings_from_env() -> Settings:
+    """The settings, or the process ends with one line naming what is wrong (no traceback): a
+    misconfigured replica must refuse to start rather than run open or half-configured."""
+    try:
+        return Settings()
+    except (ValidationError, SettingsError) as error:
+        line = (
+            settings_error(error) if isinstance(error, ValidationError) else f"invalid configuration: {error}"
+        )
+        print(f"error: {' '.join(line.split())}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def settings_error(error: ValidationError) -> str:
+    """A ValidationError of the settings as one line naming the variables, for a refused start."""
+    problems = []
+    for item in error.errors(include_url=False, include_input=False):
+        name = str(item["loc"][0]) if item["loc"] else "settings"
+        variable = name if name.isupper() else f"ML_WORKER_{name.upper()}"
+        if item["type"] == "value_error":  # ours, worded to follow the variable's name
+            problems.append(f"{variable} {item['msg'].removeprefix('Value error, ')}")
+        else:
+            problems.append(f"{variable}: {item['msg']}")
+    return "invalid configuration: " + "; ".join(problems)
+
+
 ENVIRONMENT_HELP = """\
 environment variables:
   ML_WORKER_PORT                   listen port (8000)
   ML_WORKER_HOST                   listen address (0.0.0.0)
-  ML_WORKER_API_KEY                shared secret required in X-Api-Key (unset: open)
+  ML_WORKER_API_KEY                shared secret required in X-Api-Key (unset: open; empty: refused)
   DATABASE_URL                     platform PostgreSQL for the `table` form of data (unset: inline only)
   ML_WORKER_DATABASE_SCHEMAS       schemas a schema-qualified table may name (public)
+  ML_WORKER_TABLE_PATTERN          regular expression a readable table's name matches (^ds_)
+  ML_WORKER_REQUIRE_TENANT_FILTER  a table with a tenantId column needs a tenantId filter (true)
   ML_WORKER_JOB_STORE              memory | redis | postgres (memory: per process, one replica only)
   REDIS_URL                        Redis for the redis job store (redis://127.0.0.1:6379/0)
   ML_WORKER_JOB_STORE_URL          PostgreSQL for the postgres job store (default DATABASE_URL)

@@ -101,6 +101,9 @@ CUSTOMER_DTYPES = {
     "Region": pl.String,
     "notes": pl.String,
 }
+# ds_customers is tenant-scoped (it has a tenantId column): every read names its tenants.
+ALL_TENANTS = {"tenantId": ["t1", "t2", "t3"]}
+MANY_TENANTS = {"tenantId": ["t0", "t1", "t2"]}
 MANY = 250
 STALE_ANALYSED, STALE_ADDED = 10, 2_000
 WEIRD_TABLE = 'ds_we"ird; drop table x'
@@ -259,6 +262,7 @@ async def load_frame(source: SqlDatasetSource, ref: TableRef, max_rows: int = BI
 
 
 async def ids(source: SqlDatasetSource, **filters: Any) -> list[int]:
+    filters = {**ALL_TENANTS, **filters}
     frame = await load_frame(source, TableRef("ds_customers", columns=("id",), filters=filters))
     return sorted(frame["id"].to_list())
 
@@ -267,7 +271,7 @@ async def ids(source: SqlDatasetSource, **filters: Any) -> list[int]:
 
 
 async def test_reads_every_column_with_its_type_and_value(sql_source: SqlDatasetSource) -> None:
-    dataset = await sql_source.load(TableRef("ds_customers"), max_rows=BIG)
+    dataset = await sql_source.load(TableRef("ds_customers", filters=ALL_TENANTS), max_rows=BIG)
     assert isinstance(dataset, PolarsDataset)
     frame = dataset.frame.sort("id")
     assert frame.columns == list(CUSTOMER_COLUMNS)
@@ -281,15 +285,15 @@ async def test_reads_every_column_with_its_type_and_value(sql_source: SqlDataset
 
 
 async def test_empty_string_and_null_stay_distinct(sql_source: SqlDatasetSource) -> None:
-    frame = (await load_frame(sql_source, TableRef("ds_customers", columns=("id", "name", "notes")))).sort(
-        "id"
-    )
+    ref = TableRef("ds_customers", columns=("id", "name", "notes"), filters=ALL_TENANTS)
+    frame = (await load_frame(sql_source, ref)).sort("id")
     assert frame.filter(pl.col("id") == 4).row(0) == (4, "", "")
     assert frame.filter(pl.col("id") == 2).row(0) == (2, None, None)
 
 
 async def test_columns_come_in_the_requested_order(sql_source: SqlDatasetSource) -> None:
-    frame = await load_frame(sql_source, TableRef("ds_customers", columns=("notes", "Region", "id")))
+    ref = TableRef("ds_customers", columns=("notes", "Region", "id"), filters=ALL_TENANTS)
+    frame = await load_frame(sql_source, ref)
     assert frame.columns == ["notes", "Region", "id"]
     assert sorted(frame["id"].to_list()) == list(range(1, 13))
 
@@ -330,7 +334,7 @@ async def test_null_list_and_typed_filters(sql_source: SqlDatasetSource) -> None
 
 
 async def test_limit_bounds_the_rows(sql_source: SqlDatasetSource) -> None:
-    frame = await load_frame(sql_source, TableRef("ds_customers", limit=3))
+    frame = await load_frame(sql_source, TableRef("ds_customers", filters=ALL_TENANTS, limit=3))
     assert frame.height == 3
     frame = await load_frame(sql_source, TableRef("ds_customers", filters={"tenantId": "t2"}, limit=2))
     assert frame.height == 2
@@ -343,7 +347,7 @@ async def test_batches_are_cut_between_records_only(
 ) -> None:
     source = SqlDatasetSource(sql_dsn, allowed_schemas=(sql_schemas.main,), batch_rows=batch_rows)
     try:
-        frame = (await load_frame(source, TableRef("ds_many"))).sort("id")
+        frame = (await load_frame(source, TableRef("ds_many", filters=MANY_TENANTS))).sort("id")
     finally:
         await source.close()
     assert frame.rows() == [(i, f"t{i % 3}", i / 4, many_note(i)) for i in range(1, MANY + 1)]
@@ -431,7 +435,8 @@ async def test_schema_qualified_names_only_for_allowed_schemas(sql_dsn: str, sql
     only_main = SqlDatasetSource(sql_dsn, allowed_schemas=(main,))
     both = SqlDatasetSource(sql_dsn, allowed_schemas=(other, main))
     try:
-        assert (await load_frame(only_main, TableRef(f"{main}.ds_customers"))).height == len(CUSTOMERS)
+        qualified = TableRef(f"{main}.ds_customers", filters=ALL_TENANTS)
+        assert (await load_frame(only_main, qualified)).height == len(CUSTOMERS)
         for refused in (
             f"{other}.ds_other",
             "public.ds_customers",
@@ -461,17 +466,19 @@ async def test_more_rows_than_max_rows_without_limit_is_payload_too_large(
     sql_source: SqlDatasetSource, sql_statements: list[str]
 ) -> None:
     with pytest.raises(PayloadTooLarge) as error:
-        await sql_source.load(TableRef("ds_many"), max_rows=MANY - 1)
+        await sql_source.load(TableRef("ds_many", filters=MANY_TENANTS), max_rows=MANY - 1)
     assert "limit" in error.value.message
     assert str(MANY - 1) in error.value.message
     # Refused on a count, before any row was copied.
     assert any(sql.startswith("fetchval: SELECT count(*)") for sql in sql_statements)
     assert not any(sql.startswith("copy_from_query") for sql in sql_statements)
-    assert (await load_frame(sql_source, TableRef("ds_many"), max_rows=MANY)).height == MANY
-    assert (await load_frame(sql_source, TableRef("ds_many", limit=100), max_rows=MANY - 1)).height == 100
+    everyone = TableRef("ds_many", filters=MANY_TENANTS)
+    assert (await load_frame(sql_source, everyone, max_rows=MANY)).height == MANY
+    hundred = TableRef("ds_many", filters=MANY_TENANTS, limit=100)
+    assert (await load_frame(sql_source, hundred, max_rows=MANY - 1)).height == 100
     # A limit above max_rows is only refused when the rows are really there.
     with pytest.raises(PayloadTooLarge):
-        await sql_source.load(TableRef("ds_many", limit=10_000), max_rows=MANY - 1)
+        await sql_source.load(TableRef("ds_many", filters=MANY_TENANTS, limit=10_000), max_rows=MANY - 1)
     filtered = TableRef("ds_many", filters={"tenantId": "t1"}, limit=10_000)
     assert (await load_frame(sql_source, filtered, max_rows=MANY - 1)).height == len(range(1, MANY + 1, 3))
 
@@ -505,7 +512,8 @@ async def test_wrong_filter_values_are_validation_errors(sql_source: SqlDatasetS
     ]
     for filters, field in cases:
         with pytest.raises(ValidationFailed) as error:
-            await sql_source.load(TableRef("ds_customers", filters=filters), max_rows=BIG)
+            ref = TableRef("ds_customers", filters={"tenantId": "t1", **filters})
+            await sql_source.load(ref, max_rows=BIG)
         assert error.value.details[0]["field"] == field, filters
     assert await ids(sql_source, tenantId="t2") == [6, 7, 8]  # the connection survived
 
@@ -539,7 +547,8 @@ async def test_statement_timeout_is_dependency_unavailable(sql_dsn: str, sql_sch
             await source.load(TableRef("ds_slow"), max_rows=BIG)
         assert time.monotonic() - started < 3
         assert "statement timeout" in error.value.message
-        assert (await load_frame(source, TableRef("ds_customers"))).height == len(CUSTOMERS)
+        everyone = TableRef("ds_customers", filters=ALL_TENANTS)
+        assert (await load_frame(source, everyone)).height == len(CUSTOMERS)
     finally:
         await source.close()
 
@@ -553,7 +562,8 @@ async def test_a_cancelled_read_leaves_the_source_usable(sql_dsn: str, sql_schem
         with pytest.raises(asyncio.CancelledError):
             await slow
         for _ in range(3):
-            assert (await load_frame(source, TableRef("ds_customers"))).height == len(CUSTOMERS)
+            everyone = TableRef("ds_customers", filters=ALL_TENANTS)
+            assert (await load_frame(source, everyone)).height == len(CUSTOMERS)
     finally:
         await source.close()
 
@@ -636,7 +646,8 @@ async def test_check_is_none_when_the_database_answers(sql_source: SqlDatasetSou
 async def test_platform_url_forms_work(sql_dsn: str, sql_schemas: Schemas, url: str) -> None:
     source = SqlDatasetSource(url, allowed_schemas=(sql_schemas.main,))
     try:
-        assert (await load_frame(source, TableRef("ds_customers", columns=("id",)))).height == len(CUSTOMERS)
+        ref = TableRef("ds_customers", columns=("id",), filters=ALL_TENANTS)
+        assert (await load_frame(source, ref)).height == len(CUSTOMERS)
     finally:
         await source.close()
 

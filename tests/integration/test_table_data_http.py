@@ -5,6 +5,7 @@ left intact, and a database outage is a 503 the worker recovers from."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -24,6 +25,8 @@ pytestmark = pytest.mark.integration
 
 DSN = os.environ.get("ML_WORKER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TABLE = f"ds_customers_{uuid.uuid4().hex[:8]}"
+# The same rows under a name outside ML_WORKER_TABLE_PATTERN (^ds_): there, and never readable.
+OUTSIDE = f"customers_{uuid.uuid4().hex[:8]}"
 
 
 async def _seed(dsn: str) -> None:
@@ -53,6 +56,7 @@ async def _seed(dsn: str) -> None:
             for i in range(n)
         ]
         await conn.copy_records_to_table(TABLE, records=rows)
+        await conn.execute(f'CREATE TABLE "{OUTSIDE}" AS SELECT * FROM "{TABLE}"')
     finally:
         await conn.close()
 
@@ -84,7 +88,7 @@ def seeded() -> str:
 
     async def drop() -> None:
         conn = await asyncpg.connect(DSN)
-        await conn.execute(f'DROP TABLE IF EXISTS "{TABLE}"')
+        await conn.execute(f'DROP TABLE IF EXISTS "{TABLE}"; DROP TABLE IF EXISTS "{OUTSIDE}"')
         await conn.close()
 
     asyncio.run(drop())
@@ -175,7 +179,10 @@ async def test_database_down_is_503_and_the_worker_recovers(seeded: str) -> None
     proxy = TcpProxy(parts.host or "127.0.0.1", parts.port or 5432)
     await proxy.start()
     url = str(parts.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
-    body = {"data": {"table": TABLE, "columns": ["income", "converted"]}, "label": "converted"}
+    body = {
+        "data": {"table": TABLE, "columns": ["income", "converted"], "filters": {"tenantId": "t1"}},
+        "label": "converted",
+    }
     try:
         async for client in _client(url):
             assert (await client.post("/train/gbm", json=body)).status_code == 200
@@ -193,3 +200,71 @@ async def test_database_down_is_503_and_the_worker_recovers(seeded: str) -> None
             assert (await client.get("/health")).status_code == 200
     finally:
         await proxy.stop()
+
+
+def _without(answer: httpx.Response, name: str) -> dict[str, Any]:
+    """The error envelope with the table's name and the request id taken out."""
+    error = dict(answer.json()["error"])
+    error.pop("requestId", None)
+    return json.loads(json.dumps(error).replace(repr(name), "<name>"))
+
+
+@pytest.mark.parametrize("form", ["bare", "qualified"])
+async def test_a_table_outside_the_pattern_answers_like_a_missing_one(
+    client: httpx.AsyncClient, form: str
+) -> None:
+    prefix = "public." if form == "qualified" else ""
+    outside, missing = f"{prefix}{OUTSIDE}", f"{prefix}ds_missing_{uuid.uuid4().hex[:8]}"
+    answers = {}
+    for name in (outside, missing):
+        data = {"table": name, "filters": {"tenantId": "t1"}}
+        answers[name] = await client.post("/train/gbm", json={"data": data, "label": "converted"})
+    assert answers[outside].status_code == answers[missing].status_code == 422
+    assert _without(answers[outside], outside) == _without(answers[missing], missing)
+    assert answers[outside].json()["error"]["details"][0]["field"] == "data.table"
+
+
+async def test_a_tenant_scoped_table_is_read_only_with_a_tenant_filter(client: httpx.AsyncClient) -> None:
+    answer = await client.post(
+        "/train/gbm",
+        json={"data": {"table": TABLE, "columns": ["income", "converted"]}, "label": "converted"},
+    )
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "VALIDATION_ERROR"
+    assert [d["field"] for d in error["details"]] == ["data.filters.tenantId"]
+    assert "tenantId" in error["message"]
+    accepted = await client.post(
+        "/analyze/segments", json={"data": {"table": TABLE}, "fields": ["income", "age"]}
+    )
+    assert accepted.status_code == 422, accepted.text  # refused before any job exists
+
+
+async def test_the_tenant_rule_follows_its_setting(seeded: str) -> None:
+    async with app_client(database_url=seeded, require_tenant_filter=False) as client:
+        data = {"table": TABLE, "columns": ["income", "age", "converted"]}
+        answer = await client.post("/train/gbm", json={"data": data, "label": "converted"})
+        assert answer.status_code == 200, answer.text
+        metrics = answer.json()["metrics"]
+        assert metrics["trainingSamples"] + metrics["validationSamples"] == 600  # both tenants
+
+
+async def test_the_job_store_table_is_not_readable_whatever_the_pattern(seeded: str) -> None:
+    # A postgres job store in the same database: its table exists (the store made it at start).
+    async with app_client(
+        database_url=seeded, job_store="postgres", job_store_url=seeded, table_pattern=".*"
+    ) as client:
+        answers = {}
+        for name in ("ml_worker_jobs", "public.ml_worker_jobs", "ml_worker_jobz", "public.ml_worker_jobz"):
+            body = {"data": {"table": name, "columns": ["id", "result"]}, "label": "id"}
+            answers[name] = await client.post("/train/gbm", json=body)
+        assert _without(answers["ml_worker_jobs"], "ml_worker_jobs") == _without(
+            answers["ml_worker_jobz"], "ml_worker_jobz"
+        )
+        assert _without(answers["public.ml_worker_jobs"], "public.ml_worker_jobs") == _without(
+            answers["public.ml_worker_jobz"], "public.ml_worker_jobz"
+        )
+        assert answers["ml_worker_jobs"].status_code == 422
+        # The pattern opens every other table.
+        data = {"table": OUTSIDE, "columns": ["income", "converted"], "filters": {"tenantId": "t1"}}
+        assert (await client.post("/train/gbm", json={"data": data, "label": "converted"})).status_code == 200

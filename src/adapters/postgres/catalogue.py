@@ -141,12 +141,7 @@ async def resolve_table(conn: Any, request: TableRequest, allowed_schemas: Seque
     schemas = [request.schema] if request.schema is not None else list(allowed_schemas)
     rows = await conn.fetch(_CATALOGUE_SQL, schemas, request.table)
     if not rows:
-        named = request.table if request.schema is None else f"{request.schema}.{request.table}"
-        where = request.schema or " or ".join(allowed_schemas)
-        raise ValidationFailed(
-            f"unknown table {shown(named)}",
-            [field_error("data.table", f"no table {shown(named)} in schema {where}")],
-        )
+        raise unknown_table(request, allowed_schemas)
     schema = rows[0]["table_schema"]
     columns = {
         row["column_name"]: CatalogueColumn(
@@ -158,6 +153,17 @@ async def resolve_table(conn: Any, request: TableRequest, allowed_schemas: Seque
     estimate = rows[0]["estimated_rows"]
     return CatalogueTable(
         schema, rows[0]["table_name"], columns, -1.0 if estimate is None else float(estimate)
+    )
+
+
+def unknown_table(request: TableRequest, allowed_schemas: Sequence[str]) -> ValidationFailed:
+    """The answer for a table that is missing, or not readable (access.py): the same words, so a
+    caller cannot tell the two apart."""
+    named = request.table if request.schema is None else f"{request.schema}.{request.table}"
+    where = request.schema or " or ".join(allowed_schemas)
+    return ValidationFailed(
+        f"unknown table {shown(named)}",
+        [field_error("data.table", f"no table {shown(named)} in schema {where}")],
     )
 
 

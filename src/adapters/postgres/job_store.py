@@ -26,7 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from adapters.job_json import encode_result
 from adapters.postgres.engine import job_store_url
 from adapters.postgres.errors import job_store_error, reason
-from adapters.postgres.job_table import ACTIVE, job_from_row, job_table, jsonb, new_row
+from adapters.postgres.job_table import (
+    ACTIVE,
+    DEFAULT_JOB_TABLE,
+    job_from_row,
+    job_table,
+    jsonb,
+    new_row,
+)
 from adapters.system_clock import SystemClock
 from application.errors import DependencyUnavailable, WorkerLost
 from application.ports import Clock, JobStore
@@ -47,7 +54,7 @@ class PostgresJobStore(JobStore):
         url: str,
         *,
         schema: str = "public",
-        table: str = "ml_worker_jobs",
+        table: str = DEFAULT_JOB_TABLE,
         result_ttl_seconds: float = 86400,
         failure_ttl_seconds: float = 604800,
         connect_timeout_seconds: float = 5.0,

@@ -33,6 +33,8 @@ from sqlalchemy.schema import CreateIndex, CreateSchema, CreateTable
 
 from domain.jobs import ACTIVE_STATES, Job, JobFailure, JobStatus
 
+# The job store's table unless told otherwise; the table source never reads it (access.py).
+DEFAULT_JOB_TABLE = "ml_worker_jobs"
 ACTIVE = sorted(s.value for s in ACTIVE_STATES)
 _STATUSES = ", ".join(f"'{s.value}'" for s in JobStatus)
 

@@ -4,6 +4,8 @@ How a request becomes a read, one module per step:
 
 - `catalogue`: the names. Table, columns and filter keys are checked, then looked up in the
   catalogue as bound parameters; SQL is built only from the catalogue's own names, quoted.
+- `access`: which tables are readable at all (a name pattern, never the job store's table) and
+  the tenant filter a tenant-scoped table needs.
 - `read_plan`: the rows. Filter values and the limit are bound; more than `max_rows` matching rows
   is refused (PAYLOAD_TOO_LARGE), never silently sampled.
 - `copy_reader`: the values, streamed with COPY as CSV and parsed by polars in batches.
@@ -24,6 +26,7 @@ from typing import Any
 import polars as pl
 
 from adapters.frames import FrameDataset, PolarsDataset
+from adapters.postgres.access import table_access
 from adapters.postgres.catalogue import (
     TableRequest,
     checked_request,
@@ -47,6 +50,9 @@ class SqlDatasetSource(DatasetSource[pl.DataFrame]):
         url: str,
         *,
         allowed_schemas: tuple[str, ...] = ("public",),
+        table_pattern: str = "^ds_",
+        hidden_tables: tuple[str, ...] = (),
+        require_tenant_filter: bool = True,
         statement_timeout_ms: int = 60000,
         batch_rows: int = 100_000,
         connect_timeout_s: float = 5.0,
@@ -56,6 +62,12 @@ class SqlDatasetSource(DatasetSource[pl.DataFrame]):
         if statement_timeout_ms < 1 or batch_rows < 1 or connect_timeout_s <= 0:
             raise ValueError("statement_timeout_ms, batch_rows and connect_timeout_s must be positive")
         self._allowed_schemas = tuple(allowed_schemas)
+        self._access = table_access(
+            self._allowed_schemas,
+            pattern=table_pattern,
+            hidden_tables=hidden_tables,
+            require_tenant_filter=require_tenant_filter,
+        )
         self._statement_timeout_ms = int(statement_timeout_ms)
         self._batch_rows = int(batch_rows)
         self._connect_timeout_s = float(connect_timeout_s)
@@ -72,6 +84,7 @@ class SqlDatasetSource(DatasetSource[pl.DataFrame]):
         if max_rows < 1:
             raise ValueError("max_rows must be positive")
         request = checked_request(spec, self._allowed_schemas)
+        self._access.check_name(request)
         try:
             async with (
                 driver_connection(self._engine, self._connect_timeout_s) as conn,
@@ -103,7 +116,9 @@ class SqlDatasetSource(DatasetSource[pl.DataFrame]):
     async def _read(self, conn: Any, request: TableRequest, max_rows: int) -> pl.DataFrame:
         await prepare_session(conn, self._statement_timeout_ms)
         table = await resolve_table(conn, request, self._allowed_schemas)
-        plan = plan_read(table, selected_columns(table, request), request, max_rows)
+        columns = selected_columns(table, request)
+        self._access.check_table(table, request)
+        plan = plan_read(table, columns, request, max_rows)
         await conn.execute(plan.settings_sql, *plan.setting_values)
         if plan.count_first and await conn.fetchval(plan.count_sql) > max_rows:
             raise too_large(request, max_rows)

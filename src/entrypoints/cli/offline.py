@@ -16,7 +16,7 @@ from domain.data import FileRef
 from domain.errors import ValidationFailed, WorkerError, field_error
 from entrypoints.cli.options import build_request
 from entrypoints.cli.progress import Progress
-from entrypoints.settings import Settings
+from entrypoints.settings import Settings, settings_from_env
 
 if TYPE_CHECKING:
     from entrypoints.cli.commands import Command
@@ -59,7 +59,7 @@ def write_json(target: Path, value: Mapping[str, Any]) -> None:
 
 
 def _offline_settings(inline: bool) -> Settings:
-    settings = Settings()
+    settings = settings_from_env()
     # The data is a file: no database server, even when the environment names one.
     overrides: dict[str, Any] = {"database_url": None}
     if inline:

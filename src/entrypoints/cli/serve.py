@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 
-from entrypoints.settings import Settings
+from entrypoints.settings import settings_from_env
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -22,7 +22,7 @@ def serve(args: argparse.Namespace) -> int:
         value = getattr(args, option)
         if value is not None:
             os.environ[variable] = str(value)
-    settings = Settings()
+    settings = settings_from_env()  # refuses to start, in one line, before uvicorn runs
     # After a graceful shutdown uvicorn restores the default handler and re-raises SIGTERM, which
     # would end the process with -15; a clean stop must exit 0 (container runtimes log it as a crash).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

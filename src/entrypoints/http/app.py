@@ -19,7 +19,7 @@ from entrypoints.http.metrics import Metrics
 from entrypoints.http.middleware import RequestContextMiddleware
 from entrypoints.http.routes import register_routes
 from entrypoints.logging_setup import configure_logging
-from entrypoints.settings import Settings
+from entrypoints.settings import Settings, settings_from_env
 
 VERSION = "0.1.0"
 
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         finally:
             await container.shutdown_resources()  # type: ignore[misc]
 
-    app = FastAPI(title="ML Worker", version=VERSION, lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="ML Worker", version=VERSION, lifespan=lifespan, docs_url="/docs", redoc_url="/redoc")
     app.state.container = container
     app.state.metrics = Metrics()
     app.openapi = openapi_document  # type: ignore[method-assign]
@@ -70,6 +70,6 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
 def create_app_from_env() -> FastAPI:
     """The uvicorn factory of `ml-worker serve`."""
-    settings = Settings()
+    settings = settings_from_env()
     configure_logging(settings.log_level, settings.log_format)
     return create_app(settings)

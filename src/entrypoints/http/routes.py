@@ -37,10 +37,12 @@ def _services(request: Request) -> Services:
 
 async def require_api_key(request: Request) -> None:
     expected = _services(request).settings.api_key
-    if not expected:
+    if expected is None:  # unset: open, as documented (set but empty is refused at start)
         return
-    given = request.headers.get("x-api-key", "")
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    # Compared as bytes: Starlette decodes header bytes as latin-1, so encoding back to latin-1
+    # gives what the client sent, and a non-ASCII key travels as its UTF-8 bytes.
+    given = request.headers.get("x-api-key", "").encode("latin-1")
+    if not given or not hmac.compare_digest(given, expected.encode("utf-8")):
         raise Unauthorized("missing or invalid X-Api-Key")
 
 
