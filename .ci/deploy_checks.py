@@ -212,6 +212,8 @@ def check_compose(cfg: dict[str, Any], source: str) -> int:
         f.check(bool((services.get(d) or {}).get("healthcheck")), f"{d} needs a healthcheck")
     f.check(w.get("read_only") is True, "ml-worker should run with read_only: true like the chart")
     f.check(any(str(t).split(":")[0] == "/tmp" for t in w.get("tmpfs") or []), "ml-worker needs tmpfs /tmp")
+    # Docker's 64 MB /dev/shm would send all but small task data through /tmp.
+    f.check(bool(w.get("shm_size")), "ml-worker needs shm_size (task data goes through /dev/shm)")
     f.check(bool((w.get("build") or {}).get("context")), "ml-worker should build from the Dockerfile")
     return f.finish()
 
@@ -352,6 +354,10 @@ def _expect_enabled(f: Failures, kinds: Any, dep: Any, env: Any, names: Any) -> 
     f.check("Secret" not in kinds, "no Secret rendered when nothing secret is given")
     for k in ("HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor"):
         f.check(k not in kinds, f"{k} off by default")
+    pod = dep["spec"]["template"]["spec"]
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    shm = {v["name"]: v for v in pod["volumes"]}.get(mounts.get("/dev/shm", ""), {}).get("emptyDir")
+    f.check(shm == {"medium": "Memory", "sizeLimit": "1Gi"}, f"a 1Gi Memory emptyDir at /dev/shm, got {shm}")
 
 
 def _expect_redis_ha(f: Failures, kinds: Any, dep: Any, env: Any, names: Any) -> None:
@@ -412,6 +418,8 @@ def _expect_existing_db(f: Failures, kinds: Any, dep: Any, env: Any, names: Any)
     f.check(env["ML_WORKER_JOB_STORE"]["value"] == "postgres", "postgres store")
     f.check("ML_WORKER_JOB_STORE_URL" not in env, "job store URL defaults to DATABASE_URL (not set)")
     f.check("Secret" not in kinds, "no chart Secret")
+    mounts = [m["mountPath"] for m in pod["containers"][0]["volumeMounts"]]
+    f.check("/dev/shm" not in mounts, "shmVolume.enabled=false mounts nothing at /dev/shm")
 
 
 SET_EXPECTATIONS = {

@@ -24,7 +24,8 @@ def column_kind(dtype: pl.DataType) -> ColumnKind:
 
 
 class PolarsDataset(Dataset[pl.DataFrame]):
-    """A loaded table. Picklable (polars frames pickle as Arrow IPC), so it crosses to workers."""
+    """A loaded table. Picklable (polars frames pickle as Arrow IPC); the process pool sends the
+    frame as a memory-mapped file instead (adapters/compute/shared_frames.py)."""
 
     __slots__ = ("_frame",)
 

@@ -12,6 +12,7 @@ from dependency_injector import containers, providers
 from adapters.compute.cpu_budget import PoolShape, cpu_budget, pool_shape
 from adapters.compute.inline_runner import InlineRunner
 from adapters.compute.process_pool import ProcessPoolRunner
+from adapters.compute.shared_frames import SharedFrames
 from adapters.content.analyzer import SklearnContentAnalyzer
 from adapters.files.dataset_source import FileDatasetSource
 from adapters.gbm.trainer import LightGbmTrainer
@@ -44,6 +45,7 @@ COMPUTE_MODULES = (
     "adapters.segmentation.segmenter",
     "adapters.policies.analyzer",
     "adapters.content.analyzer",
+    "pyarrow.ipc",  # maps the task's frames (adapters/compute/shared_frames.py)
 )
 
 
@@ -60,6 +62,7 @@ async def _runner(settings: Settings, shape: PoolShape) -> AsyncIterator[Compute
         threads_per_task=shape.threads_per_task,
         queue_limit=settings.queue_limit,
         preload=COMPUTE_MODULES,
+        frames=SharedFrames(settings.shm_dir),
     )
     await runner.start()
     try:

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
     compute: Literal["process", "inline"] = "process"
+    shm_dir: str | None = None
 
     @field_validator("api_key")
     @classmethod
@@ -130,4 +131,6 @@ environment variables:
   ML_WORKER_STATEMENT_TIMEOUT_SECONDS  database statement timeout (120)
   ML_WORKER_LOG_LEVEL              debug | info | warning | error (info)
   ML_WORKER_LOG_FORMAT             auto (console on a TTY, else JSON) | json | console
+  ML_WORKER_SHM_DIR                where task data goes to the compute processes (/dev/shm; the
+                                   temp dir when it has no room)
 """

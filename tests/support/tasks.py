@@ -94,3 +94,57 @@ def job_result(value: int, pause: float, *, progress: Callable[..., None]) -> di
 def job_raises(cls: type[WorkerError], message: str, *, progress: Callable[..., None]) -> dict[str, Any]:
     progress(0.1, "about to fail")
     raise cls(message, [{"field": "data", "message": message}])
+
+
+# ------------------------------------------------------------- tasks that receive a frame (shm)
+
+
+def mapped_frame_files() -> list[str]:
+    """The task-frame files this process has memory-mapped (from /proc/self/maps)."""
+    with open("/proc/self/maps") as maps:
+        paths = {line.split(maxsplit=5)[-1].strip() for line in maps if "ml-worker-" in line}
+    return sorted(p.removesuffix(" (deleted)") for p in paths)
+
+
+def frame_files(dataset: Any, *, progress: Callable[..., None]) -> dict[str, Any]:
+    """What the worker received: the frame's shape and the files it is mapped from."""
+    return {"shape": list(dataset.frame.shape), "mapped": mapped_frame_files()}
+
+
+def echo_frame(dataset: Any, *, progress: Callable[..., None]) -> dict[str, Any]:
+    """The frame as the worker sees it (pickled back through the pipe), and where it came from."""
+    return {"frame": dataset.frame, "mapped": mapped_frame_files()}
+
+
+def echo_frames(*datasets: Any, progress: Callable[..., None]) -> dict[str, Any]:
+    return {"frames": [d.frame for d in datasets], "mapped": mapped_frame_files()}
+
+
+def fail_with_frame(dataset: Any, *, progress: Callable[..., None]) -> None:
+    raise ValueError(f"failed holding {mapped_frame_files()}")
+
+
+def hold_frame(dataset: Any, seconds: float, *, progress: Callable[..., None]) -> int:
+    """Reports its pid as the progress note once it holds the frame, then sleeps."""
+    progress(0.0, str(os.getpid()))
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def memory_kb() -> dict[str, int]:
+    """This process's resident memory by kind (kB): RssAnon is private heap, where a copied frame
+    lands; RssShmem and RssFile are mapped pages, which a memory-mapped frame uses instead."""
+    return read_memory_kb(os.getpid())
+
+
+def read_memory_kb(process_id: int) -> dict[str, int]:
+    with open(f"/proc/{process_id}/status") as status:
+        fields = dict(line.split(":", 1) for line in status if line.startswith("Rss"))
+    return {name: int(value.split()[0]) for name, value in fields.items()}
+
+
+def frame_memory(dataset: Any, *, progress: Callable[..., None]) -> dict[str, Any]:
+    """Memory once the frame is loaded (before the task reads it) and after it reads every value."""
+    loaded = memory_kb()
+    total = float(dataset.frame.sum().sum_horizontal()[0])
+    return {"loaded": loaded, "touched": memory_kb(), "sum": total, "mapped": mapped_frame_files()}

@@ -54,3 +54,15 @@ async def test_an_overridden_clock_times_the_executor_the_store_and_cancels() ->
         assert await services.job_store.get(done.id) is None
     finally:
         await container.shutdown_resources()
+
+
+async def test_the_shm_dir_setting_is_where_the_pool_writes_frames(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("ML_WORKER_SHM_DIR", str(tmp_path))
+    container = Container()
+    container.settings.override(make_settings(compute="process", workers=1))
+    await container.init_resources()
+    try:
+        runner = (await resolve_services(container)).runner
+        assert runner._frames.directories[0] == tmp_path  # type: ignore[attr-defined]
+    finally:
+        await container.shutdown_resources()

@@ -3,7 +3,8 @@
 Each worker is its own process with a pipe, so one task can be stopped (cancel, timeout) by
 terminating its process, and a worker that dies is noticed at once (end of pipe) and replaced.
 Processes start with forkserver, never fork: LightGBM's OpenMP runtime hangs in a child forked
-after its threads started.
+after its threads started. A task's frames do not go through the pipe: they are files in shared
+memory (shared_frames.py), removed here when the task ends, whatever ends it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing as mp
-import pickle
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from adapters.compute.shared_frames import SharedFrames, TaskPayload
 from adapters.compute.worker_main import worker_loop
 from application.errors import Busy, TaskCancelled, TaskTimedOut, WorkerLost, error_from_code
 from application.ports import ComputeRunner, PoolCapacity, Reservation
@@ -74,8 +75,10 @@ class ProcessPoolRunner(ComputeRunner):
         queue_limit: int,
         start_method: str = "forkserver",
         preload: tuple[str, ...] = (),
+        frames: SharedFrames | None = None,
     ) -> None:
         self._preload = preload
+        self._frames = frames or SharedFrames()
         self._size = workers
         self._threads = threads_per_task
         self._queue_limit = queue_limit
@@ -88,6 +91,9 @@ class ProcessPoolRunner(ComputeRunner):
 
     async def start(self) -> None:
         self._idle = asyncio.Queue()
+        swept = await asyncio.to_thread(self._frames.sweep)
+        if swept:
+            log.info("compute_stale_frames_removed", files=[str(p) for p in swept])
         spawned = await asyncio.gather(*(asyncio.to_thread(self._spawn) for _ in range(self._size)))
         for worker in spawned:
             self._idle.put_nowait(worker)
@@ -146,26 +152,53 @@ class ProcessPoolRunner(ComputeRunner):
         if self._idle is None:
             raise InternalFailure("the compute pool has not been started")
         place = reservation or self.reserve()
+        payload: TaskPayload | None = None
         try:
-            payload = await asyncio.to_thread(pickle.dumps, (task, args), pickle.HIGHEST_PROTOCOL)
+            payload = await self._dump(task, args)
             worker = await self._acquire(cancel_event)
-        except BaseException:
-            place.release()
-            raise
-        if on_start is not None:
+            if on_start is not None:
+                try:
+                    await on_start()
+                except BaseException:
+                    place.release()
+                    await self._give_back(worker)
+                    raise
+            self._busy += 1
             try:
-                await on_start()
-            except BaseException:
+                return await self._execute(worker, payload, on_progress, timeout, cancel_event)  # type: ignore[no-any-return]
+            finally:
+                self._busy -= 1
                 place.release()
                 await self._give_back(worker)
-                raise
-        self._busy += 1
-        try:
-            return await self._execute(worker, payload, on_progress, timeout, cancel_event)  # type: ignore[no-any-return]
         finally:
-            self._busy -= 1
             place.release()
-            await self._give_back(worker)
+            if payload is not None:
+                await self._discard(payload)
+
+    async def _dump(self, task: Callable[..., Any], args: tuple[Any, ...]) -> TaskPayload:
+        writing = asyncio.ensure_future(asyncio.to_thread(self._frames.dumps, (task, args)))
+        try:
+            payload = await asyncio.shield(writing)
+        except asyncio.CancelledError:
+            # The thread cannot be stopped: the files it is writing go when it is done.
+            writing.add_done_callback(_discard_when_written)
+            raise
+        if payload.piped_frames:
+            log.warning(
+                "compute_frames_through_pipe",
+                frames=payload.piped_frames,
+                directories=[str(d) for d in self._frames.directories],
+                reason="no room for the frame in any of the directories",
+            )
+        return payload
+
+    @staticmethod
+    async def _discard(payload: TaskPayload) -> None:
+        # In a thread: unlinking a large file on tmpfs frees its pages (about 30 ms per 160 MB
+        # measured here), and /health must not wait for that. Shielded so a second cancellation
+        # of the caller still lets the removal finish.
+        if payload.files:
+            await asyncio.shield(asyncio.to_thread(payload.remove))
 
     async def _acquire(self, cancel_event: asyncio.Event | None) -> _Worker:
         assert self._idle is not None
@@ -215,7 +248,7 @@ class ProcessPoolRunner(ComputeRunner):
     async def _execute(
         self,
         worker: _Worker,
-        payload: bytes,
+        payload: TaskPayload,
         on_progress: Callable[[float, str], None] | None,
         timeout: float | None,
         cancel_event: asyncio.Event | None,
@@ -276,12 +309,17 @@ class ProcessPoolRunner(ComputeRunner):
 _POLL_S = 0.25
 
 
+def _discard_when_written(writing: asyncio.Future[TaskPayload]) -> None:
+    if not writing.cancelled() and writing.exception() is None:
+        asyncio.get_running_loop().run_in_executor(None, writing.result().remove)
+
+
 def _exchange(
-    worker: _Worker, payload: bytes, relay: Callable[[float, str], None], stop: threading.Event
+    worker: _Worker, payload: TaskPayload, relay: Callable[[float, str], None], stop: threading.Event
 ) -> tuple[Any, ...]:
     """Send the task and wait for its reply, relaying progress. Runs in a thread."""
     try:
-        worker.conn.send_bytes(payload)
+        worker.conn.send_bytes(payload.data)
     except (OSError, EOFError) as exc:
         return ("lost", f"sending the task: {exc!r}")
     while not stop.is_set():

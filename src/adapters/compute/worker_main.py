@@ -11,6 +11,8 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
+from adapters.compute.shared_frames import loads
+
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "POLARS_MAX_THREADS")
 PROGRESS_INTERVAL_S = 0.2
 
@@ -32,7 +34,7 @@ def worker_loop(conn: Connection, threads: int, preload: tuple[str, ...] = ()) -
             importlib.import_module(module)
     while True:
         try:
-            message = conn.recv()
+            message = loads(conn.recv_bytes())  # frames come memory-mapped, not copied
         except (EOFError, OSError, KeyboardInterrupt):
             return
         if message is None:
@@ -61,3 +63,6 @@ def worker_loop(conn: Connection, threads: int, preload: tuple[str, ...] = ()) -
             conn.send(reply)
         except Exception as exc:  # an unpicklable result must not kill the worker silently
             conn.send(("crash", f"result could not be sent: {exc}", traceback.format_exc()))
+        # Unmap the frames now: the server has unlinked their files, and shared memory is freed
+        # only when the last mapping goes, not at the next task.
+        del message, task, args, reply
