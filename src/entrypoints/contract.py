@@ -647,6 +647,13 @@ class TrainGbmResponse(BaseModel):
         ),
     ]
     library: Library
+    threads: Annotated[
+        int,
+        Field(
+            description='Threads the training ran with: the CPU budget of a compute task, fewer when other work\nheld CPUs as the training started.\n',
+            ge=1,
+        ),
+    ]
     warnings: list[str]
     parityFixture: ParityFixture | None = None
 
