@@ -1,7 +1,8 @@
 """Binary classification metrics in plain numpy, equal to scikit-learn's to 1e-12 (tested on ties).
 
 scikit-learn's functions check and convert their inputs on every call: at 1,000,000 rows
-roc_auc_score, log_loss, accuracy, precision and recall took ~1.0 s together; these ~0.1 s.
+roc_auc_score, log_loss, accuracy, precision and recall took 0.5-0.7 s of CPU together, these
+0.07-0.11 s (a preliminary measurement on a shared 2-core machine).
 """
 
 from __future__ import annotations

@@ -197,7 +197,7 @@ def _scores(
     """The probabilities of the evaluated rows. LightGBM holds them for its training and validation
     rows after the last tree (equal to predict's, tested), read through the public custom-metric
     hook; only when early stopping kept fewer trees are the rows predicted again. At 1,000,000 x 20
-    the second predict took ~1.9 s."""
+    the second predict took 3.3 s of CPU, reading the held scores 0.07 s."""
     if used_iterations != booster.current_iteration():
         return np.asarray(booster.predict(x[rows], num_iteration=used_iterations))
     held: list[np.ndarray] = []
