@@ -94,6 +94,8 @@ class Server:
             ML_WORKER_HOST="127.0.0.1",
             ML_WORKER_LOG_LEVEL="warning",
             ML_WORKER_MAX_BODY_MB="2048",
+            # This checkout's code: the venv's editable install may point at another worktree's.
+            PYTHONPATH=str(ROOT / "src"),
         )
         self.process = subprocess.Popen(
             [str(ROOT / ".venv/bin/ml-worker"), "serve"],
@@ -180,7 +182,15 @@ def time_requests(server: Server, body: bytes, form: str, repeats: int) -> tuple
                 raise RuntimeError(f"{form}: {answer.status_code} {answer.text[:300]}")
             result = answer.json()
             times.append(elapsed)
-            stages.append({**result["durationMs"], "client": elapsed * 1000, "auc": result["metrics"]["auc"]})
+            # threads: what the worker ran the training with (fewer than the budget when CPUs were busy)
+            stages.append(
+                {
+                    **result["durationMs"],
+                    "client": elapsed * 1000,
+                    "auc": result["metrics"]["auc"],
+                    "threads": result.get("threads"),
+                }
+            )
     return times, stages
 
 
@@ -188,7 +198,7 @@ STAGES = ("upload", "decode", "prepare", "train", "evaluate", "dump")
 
 
 def median_stages(stages: list[dict]) -> dict:
-    keys = {k for s in stages for k in s if isinstance(s[k], int | float)}
+    keys = {k for s in stages for k in s if isinstance(s[k], int | float) and k != "threads"}
     med = {k: statistics.median(s.get(k, 0.0) or 0.0 for s in stages) for k in keys}
     if "upload" not in med:  # a server from before the upload/decode split reports them as one
         med["upload"], med["decode"] = med.get("parse", 0.0), 0.0
@@ -259,7 +269,8 @@ def run(rows: int, repeats: int, forms: list[str], settings: list[str], health: 
             med = statistics.median(times)
             print(
                 f"{'POST ' + form:<34}{med:>9.3f}{med / plain:>9.2f}{med / best:>8.2f}   "
-                f"body {len(body) / 1e6:.0f} MB, AUC {stages[0]['auc']:.4f}"
+                f"body {len(body) / 1e6:.0f} MB, AUC {stages[0]['auc']:.4f}, "
+                f"threads {[s['threads'] for s in stages]}"
             )
             breakdown = median_stages(stages)
             shown = (*STAGES, "transfer+other", "respond")

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 
-# Before anything loads OpenMP: spinning threads of an in-process LightGBM starve the other
-# processes of this shared machine (see worker_main.configure_threads).
+# Before anything loads OpenMP, for this process only: the unit tests train LightGBM and fit
+# K-Means in-process with the default wait (libgomp spins ~3 ms per idle thread), which starves the
+# compute workers and servers the other tests start on the same 2 CPUs of CI. Passive waiting is
+# slower when the machine is quiet and safe when it is not. The compute workers do not inherit it:
+# worker_main.configure_threads drops it and sets its own bounded spin (tested in
+# tests/integration/test_compute_pool.py).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import socket

@@ -9,7 +9,7 @@ from typing import Any, Protocol, TypeVar
 
 from domain.content import ContentAnalysisResult, ContentSpec
 from domain.data import Dataset, DataSpec
-from domain.gbm.training import GbmTrainingOutcome, GbmTrainingSpec
+from domain.gbm.training import FeaturePlan, GbmTrainingOutcome, GbmTrainingSpec
 from domain.jobs import Job, JobFailure, JobStatus
 from domain.policies import PolicyAnalysisResult, PolicySpec
 from domain.progress import ProgressReporter
@@ -221,7 +221,12 @@ class ContentAnalyzer(Protocol[F_in]):
 
 class GbmTrainer(Protocol[F_in]):
     def train(
-        self, dataset: Dataset[F_in], spec: GbmTrainingSpec, progress: ProgressReporter
+        self,
+        dataset: Dataset[F_in],
+        spec: GbmTrainingSpec,
+        plan: FeaturePlan,
+        progress: ProgressReporter,
     ) -> GbmTrainingOutcome:
-        """Train, evaluate on the validation rows and dump the model contract."""
+        """Train on the features of `plan` (`plan_features(spec, dataset.schema)`, computed once by
+        the caller), evaluate on the validation rows and dump the model contract."""
         ...

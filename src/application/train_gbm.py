@@ -37,10 +37,16 @@ class TrainGbm:
         try:
             dataset = await self._datasets.load(command.data, max_rows=self._max_rows)
             require_rows(dataset)
-            plan_features(command.spec, dataset.schema)  # name-level mistakes never reach a worker
+            # Here, so that name-level mistakes never reach a worker; the worker trains on this plan.
+            plan = plan_features(command.spec, dataset.schema)
         except BaseException:
             reservation.release()
             raise
         return await self._runner.run(
-            self._trainer.train, dataset, command.spec, reservation=reservation, timeout=self._timeout
+            self._trainer.train,
+            dataset,
+            command.spec,
+            plan,
+            reservation=reservation,
+            timeout=self._timeout,
         )

@@ -669,6 +669,13 @@ class TrainGbmResponse(BaseModel):
         ),
     ]
     library: Library
+    threads: Annotated[
+        StrictInt,
+        Field(
+            description='Threads the training ran with: the CPU budget of a compute task, fewer when other work\nheld CPUs as the training started.\n',
+            ge=1,
+        ),
+    ]
     warnings: list[StrictStr]
     parityFixture: ParityFixture | None = None
 

@@ -118,7 +118,7 @@ environment variables:
   ML_WORKER_JOB_STORE_URL          PostgreSQL for the postgres job store (default DATABASE_URL)
   ML_WORKER_CPU_LIMIT              CPUs to use (default: cgroup cpu.max, else the CPU count)
   ML_WORKER_WORKERS                compute processes (default: from the CPU budget)
-  ML_WORKER_THREADS_PER_TASK       threads per computation (default: budget / workers)
+  ML_WORKER_THREADS_PER_TASK       threads per computation at most (default: budget / workers)
   ML_WORKER_QUEUE_LIMIT            tasks waiting for a worker before 503 BUSY (16)
   ML_WORKER_MAX_ROWS               rows accepted per request (5000000)
   ML_WORKER_MAX_BODY_MB            request body limit in MB (512)

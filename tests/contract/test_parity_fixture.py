@@ -12,7 +12,8 @@ import pytest
 from adapters.frames import PolarsDataset
 from adapters.gbm.trainer import LightGbmTrainer
 from domain.gbm.scorer import load_model
-from domain.gbm.training import CategoricalEncoding, GbmParams, GbmTrainingSpec
+from domain.gbm.training import CategoricalEncoding, GbmParams, GbmTrainingSpec, plan_features
+from domain.progress import no_progress
 
 
 def _frame(seed: int = 3, n: int = 1500) -> pl.DataFrame:
@@ -40,7 +41,8 @@ def test_fixture_scores_are_lightgbms_and_the_reference_scorer_reproduces_them(
         params=GbmParams(num_iterations=40, min_data_in_leaf=10),
         include_parity_fixture=True,
     )
-    outcome = LightGbmTrainer(1).train(PolarsDataset(_frame()), spec, lambda f, m="": None)
+    dataset = PolarsDataset(_frame())
+    outcome = LightGbmTrainer(1).train(dataset, spec, plan_features(spec, dataset.schema), no_progress)
     fixture = outcome.parity_fixture
     assert fixture is not None
     rows, raw = fixture.rows, fixture.raw_scores

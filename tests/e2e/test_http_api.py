@@ -339,6 +339,7 @@ def _check_trained(body: dict[str, Any], columns: dict[str, list[Any]], fraction
     assert metrics["auc"] > 0.8
     assert metrics["positiveRate"] == pytest.approx(y.mean())
     assert len(body["modelState"]["trees"]) == metrics["numTrees"]
+    assert body["threads"] >= 1
     importance = body["featureImportance"]
     assert {f["field"] for f in importance} == {"signal", "noise", "colour"}
     assert importance[0]["field"] == "signal"
@@ -549,16 +550,21 @@ async def test_the_process_runner_serves_training_and_jobs(make_client: ClientFa
         health = (await client.get("/health")).json()
         assert health["compute"]["workers"] == 1 and health["compute"]["threadsPerTask"] == 1
         columns = dataset(n=600, seed=8)
-        response = await client.post(
-            "/train/gbm",
-            json={
-                "data": {"columns": columns},
-                "label": "converted",
-                "params": {"numIterations": 20},
-            },
-        )
+        with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+            response = await client.post(
+                "/train/gbm",
+                json={
+                    "data": {"columns": columns},
+                    "label": "converted",
+                    "params": {"numIterations": 20},
+                },
+            )
         assert response.status_code == 200, response.text
         _check_trained(response.json(), columns, 0.2, 42)
+        # The threads the worker chose, in the answer and on the request's log line.
+        assert response.json()["threads"] == 1
+        [line] = [entry for entry in logs if entry["event"] == "request" and entry["path"] == "/train/gbm"]
+        assert line["threads"] == 1
         single = await client.post(
             "/train/gbm", json={"data": {"columns": {"x": list(range(20)), "y": [0] * 20}}, "label": "y"}
         )

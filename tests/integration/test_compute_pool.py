@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from adapters.compute.process_pool import ProcessPoolRunner
+from adapters.compute.worker_main import SPIN_COUNT
 from application.errors import Busy, TaskCancelled, TaskTimedOut, WorkerLost
 from domain.errors import (
     InsufficientData,
@@ -22,7 +23,7 @@ from domain.errors import (
     WorkerError,
     field_error,
 )
-from support import tasks
+from support import tasks, thread_tasks
 from support.eventually import eventually
 from support.processes import alive
 
@@ -311,7 +312,10 @@ async def test_on_start_runs_once_a_worker_is_free_and_its_error_aborts_the_run(
     assert await pool.run(tasks.add, 2, 2) == 4
 
 
-async def test_workers_get_thread_limits_and_a_passive_omp_wait_policy() -> None:
+async def test_workers_get_thread_limits_and_a_bounded_spin_but_no_wait_policy() -> None:
+    # This process sets OMP_WAIT_POLICY=PASSIVE (tests/conftest.py) and the forkserver hands its
+    # environment down: the worker must drop it, or it would override the spin count.
+    assert os.environ.get("OMP_WAIT_POLICY") == "PASSIVE"
     runner = await _started(workers=1, threads=2)
     try:
         env = await runner.run(
@@ -319,21 +323,50 @@ async def test_workers_get_thread_limits_and_a_passive_omp_wait_policy() -> None
             [
                 "OMP_NUM_THREADS",
                 "OMP_WAIT_POLICY",
+                "GOMP_SPINCOUNT",
                 "OPENBLAS_NUM_THREADS",
                 "MKL_NUM_THREADS",
-                "ML_WORKER_TASK_THREADS",
+                "POLARS_MAX_THREADS",
             ],
         )
     finally:
         await runner.close()
     assert env == {
         "OMP_NUM_THREADS": "2",
-        "OMP_WAIT_POLICY": "PASSIVE",
+        "OMP_WAIT_POLICY": None,
+        "GOMP_SPINCOUNT": str(SPIN_COUNT),
         "OPENBLAS_NUM_THREADS": "2",
         "MKL_NUM_THREADS": "2",
-        "ML_WORKER_TASK_THREADS": "2",
+        "POLARS_MAX_THREADS": "2",
     }
     assert runner.worker_pids() == []  # close() forgot the stopped workers
+
+
+async def test_a_task_gets_no_more_threads_than_cpus_are_free_in_every_thread_pool() -> None:
+    # A budget above the machine's CPUs: fewer are always free, so the task is always limited.
+    budget = len(os.sched_getaffinity(0)) + 2
+    runner = await _started(workers=1, threads=budget)
+    try:
+        first = await runner.run(thread_tasks.thread_pools)
+        second = await runner.run(thread_tasks.thread_pools)
+    finally:
+        await runner.close()
+    for seen in (first, second):
+        chosen = int(seen["task_threads"])
+        assert 1 <= chosen < budget
+        assert seen["apis"] == ["openblas", "openmp"]
+        # Both libgomps (LightGBM's and scikit-learn's) and every OpenBLAS run with the task's count.
+        assert set(seen["pools"].values()) == {chosen}, seen
+
+
+async def test_a_one_thread_budget_runs_every_pool_with_one_thread() -> None:
+    runner = await _started(workers=1, threads=1)
+    try:
+        seen = await runner.run(thread_tasks.thread_pools)
+    finally:
+        await runner.close()
+    assert seen["task_threads"] == "1"
+    assert set(seen["pools"].values()) == {1}
 
 
 async def test_two_workers_run_tasks_side_by_side() -> None:

@@ -1,12 +1,11 @@
-"""The forest's inputs: creatives weighted by how well their rate is measured, and the threads a task
-may use."""
+"""The forest's inputs: creatives weighted by how well their rate is measured."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from adapters.content.forest import precision_weights, thread_budget
+from adapters.content.forest import precision_weights
 
 
 def test_weights_grow_with_traffic_but_are_capped_by_the_spread_between_creatives() -> None:
@@ -20,14 +19,3 @@ def test_weights_grow_with_traffic_but_are_capped_by_the_spread_between_creative
     assert list(spread) == sorted(spread)
     assert spread[3] / spread[2] < 1.01
     assert spread[3] / spread[0] < 20
-
-
-def test_thread_budget_reads_omp_num_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    assert thread_budget() == 1
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert thread_budget() == 3
-    monkeypatch.setenv("OMP_NUM_THREADS", "lots")
-    assert thread_budget() == 1
-    monkeypatch.setenv("OMP_NUM_THREADS", "0")
-    assert thread_budget() == 1

@@ -1,8 +1,10 @@
-"""The CPU budget from cgroup v2 and v1 limits, and the pool shape (workers x threads) it allows."""
+"""The CPU budget from cgroup v2 and v1 limits, the pool shape (workers x threads) it allows, and the
+threads a task gets from the CPUs free as it starts (/proc/loadavg's running threads)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,88 @@ def test_pool_shape_never_exceeds_the_budget() -> None:
                 assert shape.workers * shape.threads_per_task <= budget, (budget, workers, threads, shape)
                 if workers is not None:
                     assert shape.workers == min(workers, budget)
+
+
+# ------------------------------------------------------------------ CPUs free as a task starts
+
+
+@pytest.mark.parametrize(
+    ("loadavg", "visible", "free"),
+    [
+        ("0.52 0.58 0.59 1/467 12345\n", 2, 2),  # only the reader runs
+        ("1.10 0.90 0.70 2/467 12345\n", 2, 1),  # one other thread runs
+        ("3.00 2.00 1.00 3/200 999", 2, 0),
+        ("9.00 9.00 9.00 17/900 999", 2, 0),  # more runnable threads than CPUs: none free, not < 0
+        ("0.00 0.00 0.00 5/900 999", 8, 4),
+        ("0.00 0.00 0.00 0/900 999", 4, 4),  # a reader not counted (another kernel): all free
+    ],
+)
+def test_free_cpus_are_the_visible_ones_less_the_other_running_threads(
+    loadavg: str, visible: int, free: int
+) -> None:
+    assert budget_module.free_cpus(loadavg, visible) == free
+
+
+@pytest.mark.parametrize("text", ["", "0.1 0.2 0.3", "0.1 0.2 0.3 x/100 5", "garbage"])
+def test_a_malformed_loadavg_reads_as_unknown(text: str) -> None:
+    assert budget_module.free_cpus(text, 2) is None
+
+
+def _readings(*running: int) -> Callable[[], str]:
+    texts = iter(f"0.50 0.40 0.30 {r}/300 4242\n" for r in running)
+    return lambda: next(texts)
+
+
+def test_the_free_cpus_are_the_median_of_a_few_readings_spaced_in_time() -> None:
+    slept: list[float] = []
+    # One reading catches two passing threads, another none: the median is the steady one-busy.
+    free = budget_module.sample_free_cpus(
+        _readings(2, 4, 2, 1, 2), visible=2, samples=5, interval_s=0.002, sleep=slept.append
+    )
+    assert free == 1
+    assert slept == [0.002] * 4  # between readings, not before the first
+
+
+def test_an_unreadable_or_malformed_loadavg_gives_no_free_count() -> None:
+    def unreadable() -> str:
+        raise FileNotFoundError("/proc/loadavg")
+
+    assert budget_module.sample_free_cpus(unreadable, visible=2, sleep=lambda s: None) is None
+    assert budget_module.sample_free_cpus(lambda: "nonsense", visible=2, sleep=lambda s: None) is None
+
+
+def test_this_machines_loadavg_is_readable() -> None:
+    free = budget_module.sample_free_cpus(visible=2, samples=1)
+    assert free is not None and 0 <= free <= 2
+
+
+@pytest.mark.parametrize(
+    ("budget", "free", "threads"),
+    [(2, 2, 2), (2, 1, 1), (2, 0, 1), (2, 8, 2), (4, 3, 3), (2, None, 2), (1, None, 1)],
+)
+def test_a_task_gets_the_budget_capped_by_the_free_cpus_and_at_least_one(
+    budget: int, free: int | None, threads: int
+) -> None:
+    assert budget_module.threads_for_task(budget, free) == threads
+
+
+@pytest.mark.parametrize(
+    ("chosen", "budget", "threads"),
+    [
+        (None, None, 1),  # outside a worker and no budget of its own: one thread
+        (None, 4, 4),  # outside a worker: the caller's own budget
+        ("2", None, 2),
+        ("1", 4, 1),  # the worker chose fewer than the caller's budget
+        ("3", 2, 2),  # never above the caller's budget
+        ("0", None, 1),
+        ("lots", 3, 3),
+    ],
+)
+def test_task_threads_are_the_workers_choice_capped_by_the_callers_budget(
+    monkeypatch: pytest.MonkeyPatch, chosen: str | None, budget: int | None, threads: int
+) -> None:
+    if chosen is None:
+        monkeypatch.delenv(budget_module.TASK_THREADS_VAR, raising=False)
+    else:
+        monkeypatch.setenv(budget_module.TASK_THREADS_VAR, chosen)
+    assert budget_module.task_threads(budget) == threads

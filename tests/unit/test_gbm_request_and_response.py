@@ -77,6 +77,7 @@ def _outcome(fixture: ParityFixture | None = None) -> GbmTrainingOutcome:
             prepare=1.0, train=2.0, evaluate=3.0, dump=4.0, parity_fixture=None if fixture is None else 5.0
         ),
         library_version="4.5.0",
+        threads=2,
         warnings=("w",),
         parity_fixture=fixture,
     )
@@ -87,7 +88,7 @@ def test_the_response_document_in_the_contracts_order() -> None:
     outcome = dataclasses.replace(_outcome(), model_state=state)
     response = training_response(outcome, parse_ms=0.5, total_ms=11.0)
     assert list(response) == [
-        "modelState", "metrics", "featureImportance", "durationMs", "library", "warnings"
+        "modelState", "metrics", "featureImportance", "durationMs", "library", "threads", "warnings"
     ]  # fmt: skip
     assert response["modelState"] is state  # passed through, never copied or validated
     assert response["metrics"] == {
@@ -112,6 +113,7 @@ def test_the_response_document_in_the_contracts_order() -> None:
         ("parse", 0.5), ("prepare", 1.0), ("train", 2.0), ("evaluate", 3.0), ("dump", 4.0), ("total", 11.0)
     ]  # fmt: skip
     assert response["library"] == {"name": "lightgbm", "version": "4.5.0"}
+    assert response["threads"] == 2
     assert response["warnings"] == ["w"]
 
 

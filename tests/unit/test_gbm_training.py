@@ -13,6 +13,7 @@ import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import train_test_split
 
+from adapters.compute.cpu_budget import TASK_THREADS_VAR
 from adapters.frames import PolarsDataset
 from adapters.gbm.encoding import encode_features, label_vector
 from adapters.gbm.trainer import LightGbmTrainer, lightgbm_params
@@ -23,12 +24,13 @@ from domain.gbm.training import (
     CategoricalEncoding,
     FeaturePlan,
     GbmParams,
+    GbmTrainingOutcome,
     GbmTrainingSpec,
     check_class_balance,
     normalise_importance,
     plan_features,
 )
-from domain.progress import no_progress
+from domain.progress import ProgressReporter, no_progress
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -306,14 +308,20 @@ def synthetic(n: int = 1200, seed: int = 7) -> tuple[pl.DataFrame, np.ndarray]:
     return frame, y
 
 
+def train(
+    frame: pl.DataFrame, spec: GbmTrainingSpec, progress: ProgressReporter, threads: int = 1
+) -> GbmTrainingOutcome:
+    """As TrainGbm calls the trainer: with the feature plan it computed for the request."""
+    dataset = PolarsDataset(frame)
+    return LightGbmTrainer(threads).train(dataset, spec, plan_features(spec, dataset.schema), progress)
+
+
 @pytest.fixture(scope="module")
 def trained() -> tuple[pl.DataFrame, np.ndarray, Any, list[tuple[float, str]]]:
     frame, y = synthetic()
     reports: list[tuple[float, str]] = []
     spec = GbmTrainingSpec(label="y", params=GbmParams(num_iterations=60))
-    outcome = LightGbmTrainer(num_threads=1).train(
-        PolarsDataset(frame), spec, lambda f, m="": reports.append((f, m))
-    )
+    outcome = train(frame, spec, lambda f, m="": reports.append((f, m)))
     return frame, y, outcome, reports
 
 
@@ -377,8 +385,8 @@ def test_progress_rises_to_one(trained: Any) -> None:
 def test_training_is_deterministic() -> None:
     frame, _ = synthetic(n=300, seed=3)
     spec = GbmTrainingSpec(label="y", params=GbmParams(num_iterations=15))
-    first = LightGbmTrainer().train(PolarsDataset(frame), spec, no_progress)
-    second = LightGbmTrainer().train(PolarsDataset(frame), spec, no_progress)
+    first = train(frame, spec, no_progress)
+    second = train(frame, spec, no_progress)
     assert first.model_state["content_hash"] == second.model_state["content_hash"]
     assert first.metrics == second.metrics
 
@@ -390,7 +398,7 @@ def test_early_stopping_keeps_fewer_trees_and_the_model_holds_exactly_those() ->
         params=GbmParams(num_iterations=400, learning_rate=0.5, num_leaves=31, min_data_in_leaf=5),
         early_stopping_rounds=5,
     )
-    outcome = LightGbmTrainer().train(PolarsDataset(frame), spec, no_progress)
+    outcome = train(frame, spec, no_progress)
     m = outcome.metrics
     assert m.best_iteration < 400
     assert m.num_trees == m.best_iteration == len(outcome.model_state["trees"])
@@ -406,7 +414,7 @@ def test_early_stopping_keeps_fewer_trees_and_the_model_holds_exactly_those() ->
 def test_validation_fraction_zero_evaluates_on_training_rows() -> None:
     frame, _ = synthetic(n=200, seed=5)
     spec = GbmTrainingSpec(label="y", params=GbmParams(num_iterations=5), validation_fraction=0.0)
-    m = LightGbmTrainer().train(PolarsDataset(frame), spec, no_progress).metrics
+    m = train(frame, spec, no_progress).metrics
     assert (m.evaluated_on, m.training_samples, m.validation_samples) == ("training", 200, 0)
 
 
@@ -414,21 +422,21 @@ def test_early_stopping_needs_a_validation_split() -> None:
     frame, _ = synthetic(n=100)
     spec = GbmTrainingSpec(label="y", validation_fraction=0.0, early_stopping_rounds=3)
     with pytest.raises(ValidationFailed) as caught:
-        LightGbmTrainer().train(PolarsDataset(frame), spec, no_progress)
+        train(frame, spec, no_progress)
     assert _fields(caught.value) == ["early_stopping_rounds"]
 
 
 def test_single_class_is_insufficient_data() -> None:
     frame = pl.DataFrame({"x": list(range(50)), "y": [1] * 50})
     with pytest.raises(InsufficientData) as caught:
-        LightGbmTrainer().train(PolarsDataset(frame), GbmTrainingSpec(label="y"), no_progress)
+        train(frame, GbmTrainingSpec(label="y"), no_progress)
     assert _fields(caught.value) == ["label"]
 
 
 def test_fewer_than_ten_rows_is_insufficient_data() -> None:
     frame = pl.DataFrame({"x": list(range(9)), "y": [0, 1] * 4 + [1]})
     with pytest.raises(InsufficientData) as caught:
-        LightGbmTrainer().train(PolarsDataset(frame), GbmTrainingSpec(label="y"), no_progress)
+        train(frame, GbmTrainingSpec(label="y"), no_progress)
     assert _fields(caught.value) == ["data"]
 
 
@@ -443,7 +451,7 @@ def test_native_categorical_training_scores_like_its_metrics() -> None:
         categorical_encoding=CategoricalEncoding.NATIVE,
         params=GbmParams(num_iterations=20, min_data_per_group=10, cat_smooth=1.0),
     )
-    outcome = LightGbmTrainer().train(PolarsDataset(frame), spec, no_progress)
+    outcome = train(frame, spec, no_progress)
     assert outcome.metrics.auc is not None and outcome.metrics.auc > 0.85
     assert outcome.feature_importance[0].field == "colour"
     model = load_model(outcome.model_state)
@@ -451,3 +459,16 @@ def test_native_categorical_training_scores_like_its_metrics() -> None:
     rows = frame.to_dicts()
     p = np.array([model.score(rows[i]).score for i in valid])
     assert roc_auc_score(y[valid], p) == pytest.approx(outcome.metrics.auc, abs=1e-9)
+
+
+def test_the_trainer_runs_with_the_threads_its_worker_chose_capped_by_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    frame, _ = synthetic(n=200, seed=5)
+    spec = GbmTrainingSpec(label="y", params=GbmParams(num_iterations=3))
+    monkeypatch.delenv(TASK_THREADS_VAR, raising=False)
+    assert train(frame, spec, no_progress, threads=2).threads == 2  # outside a worker: its budget
+    monkeypatch.setenv(TASK_THREADS_VAR, "1")
+    assert train(frame, spec, no_progress, threads=2).threads == 1  # the worker saw one CPU free
+    monkeypatch.setenv(TASK_THREADS_VAR, "4")
+    assert train(frame, spec, no_progress, threads=2).threads == 2

@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from adapters.compute.cpu_budget import task_threads
 from adapters.content.creatives import (
     Creatives,
     channel_summaries,
@@ -22,7 +23,7 @@ from adapters.content.creatives import (
     read_creatives,
 )
 from adapters.content.flags import channel_standing
-from adapters.content.forest import ForestSettings, fit_relative_rates, thread_budget
+from adapters.content.forest import ForestSettings, fit_relative_rates
 from adapters.content.terms import term_counts, term_features, term_insights
 from adapters.frames import FrameDataset
 from application.ports import ContentAnalyzer
@@ -139,7 +140,7 @@ class SklearnContentAnalyzer(ContentAnalyzer[pl.DataFrame]):
             target=spec.target,
             random_state=spec.random_state,
             settings=self._settings,
-            n_jobs=self._n_jobs or thread_budget(),
+            n_jobs=task_threads(self._n_jobs),
             progress=progress,
         )
         if fit.holdout_creatives < 100:

@@ -8,7 +8,6 @@ about the same at 20,000 and at 1,000,000 creatives.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,14 +40,6 @@ class ForestSettings:
     max_samples: int = 8000
     holdout_fraction: float = 0.2
     min_holdout: int = 5
-
-
-def thread_budget() -> int:
-    """Threads this task may use: the pool sets OMP_NUM_THREADS per worker; unset means one."""
-    try:
-        return max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
-    except ValueError:
-        return 1
 
 
 @dataclass(frozen=True)

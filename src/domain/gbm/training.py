@@ -206,5 +206,8 @@ class GbmTrainingOutcome:
     feature_importance: Sequence[FeatureImportance]
     durations_ms: TrainingDurations
     library_version: str
+    # OpenMP threads the training ran with: the worker's budget, fewer when other work held CPUs
+    # as the task started.
+    threads: int
     warnings: Sequence[str] = ()
     parity_fixture: ParityFixture | None = None

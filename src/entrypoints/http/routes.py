@@ -8,6 +8,7 @@ import time
 from typing import Any, TypeVar
 
 import orjson
+import structlog
 from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel
 from starlette.responses import Response
@@ -111,6 +112,7 @@ async def train_gbm(request: Request) -> Response:
     command = TrainGbmCommand(data=data_spec(body.data), spec=gbm.training_spec(body))
     parsed = time.perf_counter()
     outcome = await _services(request).train_gbm.execute(command)
+    structlog.contextvars.bind_contextvars(threads=outcome.threads)  # on the request's log line
     metrics = request.app.state.metrics
     metrics.training_seconds.observe(outcome.durations_ms.train / 1000.0)
     metrics.training_rows.observe(outcome.metrics.training_samples + outcome.metrics.validation_samples)

@@ -92,6 +92,7 @@ def training_response(outcome: GbmTrainingOutcome, parse_ms: float, total_ms: fl
         ],
         "durationMs": _durations(outcome.durations_ms, parse_ms, total_ms),
         "library": c.Library(name="lightgbm", version=outcome.library_version).model_dump(),
+        "threads": outcome.threads,
         "warnings": list(outcome.warnings),
     }
     if outcome.parity_fixture is not None:
