@@ -94,3 +94,15 @@ def job_result(value: int, pause: float, *, progress: Callable[..., None]) -> di
 def job_raises(cls: type[WorkerError], message: str, *, progress: Callable[..., None]) -> dict[str, Any]:
     progress(0.1, "about to fail")
     raise cls(message, [{"field": "data", "message": message}])
+
+
+def gated(gate: str, value: int, *, progress: Callable[..., None]) -> dict[str, Any]:
+    """A job task that works until the test creates the file `gate` (at most 30 s), then returns a
+    JSON-able result: the test decides when it ends, without timing it."""
+    progress(0.1, "waiting for the gate")
+    deadline = time.monotonic() + 30
+    while not os.path.exists(gate):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the test never opened {gate}")
+        time.sleep(0.01)
+    return {"value": value, "squares": [value * value]}
