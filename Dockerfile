@@ -66,8 +66,10 @@ WORKDIR /app
 USER 10001:10001
 EXPOSE 8000
 
+# Liveness (/health/live checks no dependency): runtimes that replace unhealthy containers (Swarm,
+# ECS) must not replace one for a Redis or PostgreSQL outage. Readiness is GET /health.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('ML_WORKER_PORT', '8000'), timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health/live' % os.environ.get('ML_WORKER_PORT', '8000'), timeout=4)"]
 
 STOPSIGNAL SIGTERM
 CMD ["ml-worker", "serve"]

@@ -22,7 +22,9 @@ from typing import Any
 import yaml
 
 IMAGE_UID = 10001
-PROBE_PATH = "/health"
+# Liveness checks no dependency (an outage must never restart the worker); readiness does.
+LIVENESS_PATH = "/health/live"
+READINESS_PATH = "/health"
 
 
 class Failures:
@@ -131,7 +133,7 @@ def check_dockerfile(root: Path) -> int:
     for path in (".git", ".venv", "tests", ".ci", "helm", "src/ml_worker.egg-info", "src/x/__pycache__"):
         f.check(dockerignore_excludes(ignore_lines, path), f".dockerignore should exclude {path}")
 
-    # Final stage: non-root numeric USER, HEALTHCHECK on /health, exec-form CMD, no build tools.
+    # Final stage: non-root numeric USER, HEALTHCHECK on /health/live, exec-form CMD, no build tools.
     users = [a for k, a in final if k == "USER"]
     f.check(bool(users), "final stage sets no USER")
     if users:
@@ -139,7 +141,10 @@ def check_dockerfile(root: Path) -> int:
         f.check(uid.isdigit() and int(uid) != 0, f"USER should be a numeric non-root uid, got {users[-1]!r}")
         f.check(uid == str(IMAGE_UID), f"USER uid {uid} != {IMAGE_UID} (the chart's runAsUser)")
     hc = [a for k, a in final if k == "HEALTHCHECK"]
-    f.check(bool(hc) and PROBE_PATH in hc[-1], "final stage needs a HEALTHCHECK on /health")
+    f.check(
+        bool(hc) and f"{LIVENESS_PATH}'" in hc[-1],
+        f"final stage needs a HEALTHCHECK on {LIVENESS_PATH} (liveness: a store outage must not fail it)",
+    )
     cmds = [a for k, a in final if k in ("CMD", "ENTRYPOINT")]
     f.check(bool(cmds), "final stage has no CMD/ENTRYPOINT")
     for c in cmds:
@@ -200,7 +205,10 @@ def check_compose(cfg: dict[str, Any], source: str) -> int:
     hc = w.get("healthcheck") or {}
     test = hc.get("test")
     test_s = " ".join(test) if isinstance(test, list) else str(test)
-    f.check(bool(test) and f":{port}/health" in test_s, f"ml-worker healthcheck should GET :{port}/health")
+    f.check(
+        bool(test) and f":{port}{READINESS_PATH}'" in test_s,
+        f"ml-worker healthcheck should GET :{port}{READINESS_PATH} (readiness; Compose never restarts on it)",
+    )
     targets = []
     for p in w.get("ports") or []:
         targets.append(str(p.get("target")) if isinstance(p, dict) else str(p).rsplit(":", 1)[-1])
@@ -278,9 +286,12 @@ def check_manifests(set_name: str, path: Path) -> int:
     f.check(
         spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items(), "labels"
     )
-    for probe in ("livenessProbe", "readinessProbe"):
+    probes = {"livenessProbe": LIVENESS_PATH, "readinessProbe": READINESS_PATH, "startupProbe": LIVENESS_PATH}
+    for probe, path in probes.items():
         p = c.get(probe)
-        f.check(p is not None and p["httpGet"]["path"] == PROBE_PATH, f"{probe} on GET {PROBE_PATH}")
+        if p is None and probe == "startupProbe":
+            continue  # optional
+        f.check(p is not None and p["httpGet"]["path"] == path, f"{probe} on GET {path}")
         if p:
             f.check(p["httpGet"]["port"] == "http", f"{probe} on the http port")
 

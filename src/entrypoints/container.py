@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
 from typing import Any
@@ -29,6 +30,7 @@ from application.analyze_content import AnalyzeContent
 from application.analyze_policies import AnalyzePolicies
 from application.cancel_job import CancelJob
 from application.check_health import CheckHealth
+from application.errors import DependencyUnavailable
 from application.get_job import GetJob
 from application.job_executor import JobExecutor, JobSettings
 from application.ports import Clock, ComputeRunner, DatasetSource, JobScheduler, JobStore
@@ -38,6 +40,8 @@ from domain.errors import InternalFailure, ValidationFailed
 from domain.jobs import Job
 from entrypoints.presenters.jobs import JobResultPresenter
 from entrypoints.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # What the compute tasks run: imported by each worker process as it starts, not by the first task.
 COMPUTE_MODULES = (
@@ -75,7 +79,11 @@ def _job_store(settings: Settings, clock: Clock) -> JobStore:
     result_ttl, failure_ttl = settings.job_result_ttl_seconds, settings.job_failure_ttl_seconds
     if settings.job_store == "redis":
         return RedisJobStore(
-            settings.redis_url, result_ttl_seconds=result_ttl, failure_ttl_seconds=failure_ttl
+            settings.redis_url,
+            key_prefix=settings.redis_key_prefix,
+            result_ttl_seconds=result_ttl,
+            failure_ttl_seconds=failure_ttl,
+            timeout_seconds=settings.store_timeout_seconds,
         )
     if settings.job_store == "postgres":
         url = settings.postgres_job_store_url
@@ -83,10 +91,22 @@ def _job_store(settings: Settings, clock: Clock) -> JobStore:
             raise ValidationFailed(
                 "ML_WORKER_JOB_STORE=postgres needs ML_WORKER_JOB_STORE_URL or DATABASE_URL"
             )
+        schema, _, table = settings.job_store_table.rpartition(".")
         return PostgresJobStore(
-            url, clock=clock, result_ttl_seconds=result_ttl, failure_ttl_seconds=failure_ttl
+            url,
+            schema=schema or "public",
+            table=table,
+            clock=clock,
+            result_ttl_seconds=result_ttl,
+            failure_ttl_seconds=failure_ttl,
+            timeout_seconds=settings.store_timeout_seconds,
         )
     return InMemoryJobStore(result_ttl, failure_ttl, clock=clock)
+
+
+def _health_timeout(settings: Settings) -> float:
+    # The store's own deadline answers first, with its reason; this one is the backstop.
+    return settings.store_timeout_seconds + 0.5
 
 
 def _analysis_timeout(settings: Settings, job_type: str) -> float:
@@ -96,7 +116,12 @@ def _analysis_timeout(settings: Settings, job_type: str) -> float:
 
 
 async def _started_job_store(store: JobStore) -> AsyncIterator[JobStore]:
-    await store.start()
+    try:
+        await store.start()
+    except DependencyUnavailable as error:
+        # Serve anyway: /health says the store is down (503, not ready) and every store connects
+        # (and migrates) on its next call, so the replica is ready as soon as the store is back.
+        log.warning("job store unavailable at start: %s", error.message)
     try:
         yield store
     finally:
@@ -109,6 +134,8 @@ async def _started_datasets(settings: Settings, read_files: bool) -> AsyncIterat
             settings.database_url,
             allowed_schemas=settings.allowed_schemas,
             table_pattern=settings.table_pattern,
+            # The job store's table holds every tenant's results: never readable, whatever its name.
+            hidden_tables=(settings.job_store_table.rpartition(".")[2],),
             require_tenant_filter=settings.require_tenant_filter,
             statement_timeout_ms=int(settings.statement_timeout_seconds * 1000),
         )
@@ -139,6 +166,7 @@ async def _started_executor(
             reaper_seconds=max(1.0, settings.job_lease_seconds / 3),
             default_timeout_seconds=settings.job_timeout_seconds,
             timeouts={str(job_type): seconds for job_type, seconds in settings.job_timeouts.items()},
+            unwritten_limit=settings.unwritten_results,
         ),
         presenter,
     )
@@ -206,6 +234,7 @@ class Container(containers.DeclarativeContainer):
         datasets,
         runner,
         uses_database=providers.Callable(bool, settings.provided.database_url),
+        timeout_seconds=providers.Callable(_health_timeout, settings),
     )
 
 

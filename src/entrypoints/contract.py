@@ -57,6 +57,13 @@ class ErrorEnvelope(BaseModel):
     error: Error
 
 
+class Liveness(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    status: Literal['ok']
+
+
 class DependencyStatus(BaseModel):
     model_config = ConfigDict(
         extra='forbid',

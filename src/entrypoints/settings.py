@@ -28,6 +28,11 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "ML_WORKER_REDIS_URL")
     )
     job_store_url: str | None = None
+    # Where the job store keeps its data, so that deployments (or test runs) can share a server.
+    redis_key_prefix: str = "mlworker:"
+    job_store_table: str = Field(
+        "ml_worker_jobs", pattern=r"^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$"
+    )
     cpu_limit: float | None = Field(None, gt=0)
     workers: int | None = Field(None, ge=1)
     threads_per_task: int | None = Field(None, ge=1)
@@ -39,6 +44,8 @@ class Settings(BaseSettings):
     job_timeout_seconds: float = Field(3_600.0, gt=0)
     job_timeouts: dict[Literal["segmentation", "policy_analysis", "content_analysis"], float] = {}
     job_lease_seconds: float = Field(30.0, gt=1)
+    store_timeout_seconds: float = Field(2.0, gt=0)
+    unwritten_results: int = Field(64, ge=0)
     train_timeout_seconds: float = Field(900.0, gt=0)
     statement_timeout_seconds: float = Field(120.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -116,6 +123,8 @@ environment variables:
   ML_WORKER_JOB_STORE              memory | redis | postgres (memory: per process, one replica only)
   REDIS_URL                        Redis for the redis job store (redis://127.0.0.1:6379/0)
   ML_WORKER_JOB_STORE_URL          PostgreSQL for the postgres job store (default DATABASE_URL)
+  ML_WORKER_JOB_STORE_TABLE        its table, [schema.]name (ml_worker_jobs, in public)
+  ML_WORKER_REDIS_KEY_PREFIX       prefix of the redis job store's keys (mlworker:)
   ML_WORKER_CPU_LIMIT              CPUs to use (default: cgroup cpu.max, else the CPU count)
   ML_WORKER_WORKERS                compute processes (default: from the CPU budget)
   ML_WORKER_THREADS_PER_TASK       threads per computation at most (default: budget / workers)
@@ -127,6 +136,8 @@ environment variables:
   ML_WORKER_JOB_TIMEOUT_SECONDS    a job running longer fails with TIMEOUT (3600)
   ML_WORKER_JOB_TIMEOUTS           per job type, JSON, e.g. {"segmentation": 600} (default: the above)
   ML_WORKER_JOB_LEASE_SECONDS      a job not heartbeating this long fails with WORKER_LOST (30)
+  ML_WORKER_STORE_TIMEOUT_SECONDS  connect and command timeout of job store calls (2; +1 s per 10 MB)
+  ML_WORKER_UNWRITTEN_RESULTS      finished results held while the job store is unreachable (64)
   ML_WORKER_TRAIN_TIMEOUT_SECONDS  limit of one /train/gbm call (900)
   ML_WORKER_STATEMENT_TIMEOUT_SECONDS  database statement timeout (120)
   ML_WORKER_LOG_LEVEL              debug | info | warning | error (info)

@@ -115,6 +115,7 @@ async def test_api_key_is_required_when_set(make_client: ClientFactory) -> None:
         _error(await client.delete("/status/abc"), 401, "UNAUTHORIZED")
         _error(await client.post("/analyze/segments", json={"data": {"rows": []}}), 401, "UNAUTHORIZED")
         assert (await client.get("/health")).status_code == 200
+        assert (await client.get("/health/live")).status_code == 200
         assert (await client.get("/metrics")).status_code == 200
         ok = await client.post("/train/gbm", json=body, headers={"X-Api-Key": "s3cret"})
         assert ok.status_code == 200, ok.text

@@ -7,14 +7,20 @@ import contextlib
 
 
 class TcpProxy:
-    """A TCP relay on 127.0.0.1 in front of PostgreSQL that the test stops (dropping every open
-    connection) and starts again on the same port: the database going down and coming back."""
+    """A TCP relay on 127.0.0.1 in front of a server (PostgreSQL, Redis) that the test stops
+    (dropping every open connection) and starts again on the same port: the server going down and
+    coming back. `pause()` makes it silent instead: it still accepts connections but forwards
+    nothing in either direction until `resume()` (a server that hangs, or a network that drops
+    packets without resetting connections)."""
 
     def __init__(self, host: str, port: int) -> None:
         self._target = (host, port)
         self.port = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._relays: set[asyncio.Task[None]] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
@@ -28,10 +34,30 @@ class TcpProxy:
         for writer in list(self._writers):
             writer.transport.abort()
         self._writers.clear()
+        # A paused relay holds data it will never deliver: let it see its cut connection and end.
+        self._flowing.set()
+        await asyncio.gather(*self._relays, return_exceptions=True)
         if server is not None:
             await server.wait_closed()
 
+    def pause(self) -> None:
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
     async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._relays.add(task)
+        try:
+            await self._forward(client_reader, client_writer)
+        finally:
+            self._relays.discard(task)
+
+    async def _forward(
+        self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
+    ) -> None:
         try:
             server_reader, server_writer = await asyncio.open_connection(*self._target)
         except OSError:
@@ -42,6 +68,7 @@ class TcpProxy:
         async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             with contextlib.suppress(ConnectionError, OSError):
                 while data := await reader.read(65536):
+                    await self._flowing.wait()
                     writer.write(data)
                     await writer.drain()
             writer.transport.abort()

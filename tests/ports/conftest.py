@@ -34,6 +34,9 @@ DATABASE_URL = os.environ.get(
 )
 REQUIRE_SERVICES = os.environ.get("ML_WORKER_REQUIRE_SERVICES") == "1"
 RUN_ID = uuid.uuid4().hex[:10]
+# The suite checks what the stores do, not how fast: a loaded machine must not turn a burst of
+# concurrent calls into DEPENDENCY_UNAVAILABLE (the deadlines have their own tests).
+SUITE_TIMEOUT = 15.0
 _test_numbers = itertools.count()
 
 
@@ -158,6 +161,7 @@ async def harness(
                 result_ttl_seconds=result_ttl_seconds,
                 failure_ttl_seconds=failure_ttl_seconds,
                 reap_batch_size=REDIS_REAP_BATCH,
+                timeout_seconds=SUITE_TIMEOUT,
             )
             await store.start()
             stores.append(store)
@@ -178,6 +182,7 @@ async def harness(
                 result_ttl_seconds=result_ttl_seconds,
                 failure_ttl_seconds=failure_ttl_seconds,
                 clock=clock,
+                timeout_seconds=SUITE_TIMEOUT,
             )
             await store.start()
             stores.append(store)

@@ -51,11 +51,11 @@ def _calls(store: JobStore) -> list[Callable[[], Awaitable[object]]]:
     "make",
     [
         pytest.param(
-            lambda: RedisJobStore("redis://127.0.0.1:1/0", connect_timeout_seconds=2), id="redis-closed-port"
+            lambda: RedisJobStore("redis://127.0.0.1:1/0", timeout_seconds=2), id="redis-closed-port"
         ),
         pytest.param(
             # A plain postgresql:// URL, as DATABASE_URL is usually written.
-            lambda: PostgresJobStore("postgresql://postgres@127.0.0.1:1/test", connect_timeout_seconds=2),
+            lambda: PostgresJobStore("postgresql://postgres@127.0.0.1:1/test", timeout_seconds=2),
             id="postgres-closed-port",
         ),
     ],
@@ -82,7 +82,7 @@ async def test_an_unknown_postgres_database_is_dependency_unavailable(
     postgres_target: tuple[str, str, str],
 ) -> None:
     url, _, _ = postgres_target
-    store = PostgresJobStore(url.rsplit("/", 1)[0] + "/no_such_database_mlw", connect_timeout_seconds=2)
+    store = PostgresJobStore(url.rsplit("/", 1)[0] + "/no_such_database_mlw", timeout_seconds=2)
     try:
         assert await store.check()
         with pytest.raises(DependencyUnavailable):

@@ -148,3 +148,15 @@ def frame_memory(dataset: Any, *, progress: Callable[..., None]) -> dict[str, An
     loaded = memory_kb()
     total = float(dataset.frame.sum().sum_horizontal()[0])
     return {"loaded": loaded, "touched": memory_kb(), "sum": total, "mapped": mapped_frame_files()}
+
+
+def gated(gate: str, value: int, *, progress: Callable[..., None]) -> dict[str, Any]:
+    """A job task that works until the test creates the file `gate` (at most 30 s), then returns a
+    JSON-able result: the test decides when it ends, without timing it."""
+    progress(0.1, "waiting for the gate")
+    deadline = time.monotonic() + 30
+    while not os.path.exists(gate):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the test never opened {gate}")
+        time.sleep(0.01)
+    return {"value": value, "squares": [value * value]}

@@ -24,7 +24,7 @@ from domain.jobs import Job, JobStatus, RequestEcho
 from domain.policies import PolicySpec
 from domain.segmentation import SegmentationSpec
 from support import tasks
-from support.clock import FakeClock
+from support.clock import FakeClock, settle
 from support.eventually import eventually
 from support.jobs import CountingStore, Engine, started_engine
 from support.presenter import DocumentPresenter
@@ -157,7 +157,12 @@ async def test_the_reaper_fails_jobs_whose_lease_ran_out_with_worker_lost(clock:
     )
     executor = JobExecutor(store, InlineRunner(), clock, SETTINGS, DocumentPresenter())
     await executor.start()
+    await settle()  # its first reaper pass
     try:
+        # A replica trusts an expired lease only once it has reached the store for a whole lease
+        # itself (it cannot know whether the store was just down, with every renewal).
+        await clock.elapse(SETTINGS.lease_seconds - SETTINGS.reaper_seconds)
+        assert (await store.get("dead-running")).status is JobStatus.RUNNING  # type: ignore[union-attr]
         await clock.elapse(SETTINGS.reaper_seconds)
         for job_id in ("dead-running", "dead-queued"):
             job = await store.get(job_id)

@@ -6,6 +6,9 @@ matches no row and reports an illegal transition. Finished rows get `expires_at`
 past it and `purge_expired` deletes them. The table, its migration and the row mapping are in
 `job_table`; driver errors are translated in `errors`.
 
+Every call has one deadline (`timeout_seconds`, more for a large result; see adapters.deadlines),
+so a database that accepts connections and never answers costs a caller that long, not a hang.
+
 Known limit: PostgreSQL text and JSONB cannot hold U+0000; a message or result containing it is
 rejected with ValidationFailed.
 """
@@ -13,16 +16,18 @@ rejected with ValidationFailed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import replace
+from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import ColumnElement, Text, and_, case, delete, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, Row, Text, and_, case, delete, func, literal, or_, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
+from adapters.deadlines import Deadlines
 from adapters.job_json import encode_result
 from adapters.postgres.engine import job_store_url
 from adapters.postgres.errors import job_store_error, reason
@@ -39,6 +44,13 @@ from application.errors import DependencyUnavailable, WorkerLost
 from application.ports import Clock, JobStore
 from domain.errors import IllegalTransition, NotFound, ValidationFailed
 from domain.jobs import Job, JobFailure, JobStatus, check_outcome
+
+T = TypeVar("T")
+# A result up to this size (as stored, compressed) comes back with the job in one round trip; a
+# larger one is read on its own, with a deadline sized to it.
+_INLINE_RESULT_BYTES = 262_144
+# How much larger than its stored size a result is on the wire (TOAST compresses JSON about 2-5x).
+_WIRE_PER_STORED_BYTE = 8
 
 
 class PostgresJobStore(JobStore):
@@ -57,8 +69,7 @@ class PostgresJobStore(JobStore):
         table: str = DEFAULT_JOB_TABLE,
         result_ttl_seconds: float = 86400,
         failure_ttl_seconds: float = 604800,
-        connect_timeout_seconds: float = 5.0,
-        command_timeout_seconds: float = 30.0,
+        timeout_seconds: float = 2.0,
         clock: Clock | None = None,
         application_name: str = "ml-worker-jobs",
     ) -> None:
@@ -69,11 +80,14 @@ class PostgresJobStore(JobStore):
         self._clock: Clock = clock or SystemClock()
         self._jobs = job_table(schema, table)
         self._table = self._jobs.table
+        self._deadlines = Deadlines("PostgreSQL", timeout_seconds)
         self._engine = create_async_engine(
             job_store_url(url),
             connect_args={
-                "timeout": connect_timeout_seconds,
-                "command_timeout": command_timeout_seconds,
+                "timeout": timeout_seconds,
+                # No command timeout of the driver's: each call's deadline covers the whole
+                # exchange, and a large result may take longer than one command timeout would allow.
+                "command_timeout": None,
                 # Names the connections in pg_stat_activity.
                 "server_settings": {"application_name": application_name},
             },
@@ -87,16 +101,15 @@ class PostgresJobStore(JobStore):
 
     async def start(self) -> None:
         """Connect and create the schema, table and indexes if missing (idempotent)."""
-        await self._ready()
+        await self._deadlines.call(self._ready)
 
     async def close(self) -> None:
+        await self._deadlines.close()
         await self._engine.dispose()
 
     async def check(self) -> str | None:
         try:
-            await self._ready()
-            async with self._connection() as conn:
-                await conn.execute(select(literal(1)))
+            await self._run(lambda conn: conn.execute(select(literal(1))))
         except DependencyUnavailable as exc:
             return exc.message
         return None
@@ -105,7 +118,8 @@ class PostgresJobStore(JobStore):
         if job.status is not JobStatus.QUEUED:
             raise ValidationFailed(f"a new job must be queued, not {job.status.value}")
         t = self._table
-        values = new_row(job, None if job.result is None else encode_result(job.result))
+        encoded = None if job.result is None else encode_result(job.result)
+        values = new_row(job, encoded)
         inserted_row = insert(t).values(values)
         # An expired row not yet purged no longer exists for readers, so its id may be reused.
         stmt = inserted_row.on_conflict_do_update(
@@ -113,17 +127,33 @@ class PostgresJobStore(JobStore):
             set_={name: inserted_row.excluded[name] for name in values if name != "id"},
             where=and_(t.c.expires_at.is_not(None), t.c.expires_at <= self._clock.now()),
         ).returning(t.c.id)
-        await self._ready()
-        async with self._connection() as conn:
-            inserted = (await conn.execute(stmt)).first()
+        inserted = await self._run(
+            lambda conn: _first(conn.execute(stmt)), self._deadlines.for_payload(len(encoded or b""))
+        )
         if inserted is None:
             raise ValidationFailed(f"job {job.id!r} already exists")
 
     async def get(self, job_id: str) -> Job | None:
-        await self._ready()
-        async with self._connection() as conn:
-            row = (await conn.execute(select(self._table).where(self._live(job_id)))).first()
-        return None if row is None else job_from_row(row)
+        t = self._table
+        size = func.pg_column_size(t.c.result)
+        stmt = select(
+            *self._jobs.summary,
+            size.label("result_size"),
+            case((size <= _INLINE_RESULT_BYTES, t.c.result)).label("result"),
+        ).where(self._live(job_id))
+        row = await self._run(lambda conn: _first(conn.execute(stmt)))
+        if row is None:
+            return None
+        stored_size = row._mapping["result_size"]
+        if stored_size is None or row._mapping["result"] is not None:
+            return job_from_row(row)
+        # Too large to come back with the job: read on its own, with the time its size needs.
+        wire_size = stored_size * _WIRE_PER_STORED_BYTE
+        result = await self._run(
+            lambda conn: _first(conn.execute(select(t.c.result).where(self._live(job_id)))),
+            self._deadlines.for_payload(wire_size),
+        )
+        return None if result is None else replace(job_from_row(row), result=result[0])
 
     async def start_job(self, job_id: str, *, owner: str, now: float, lease_seconds: float) -> Job:
         t = self._table
@@ -138,13 +168,9 @@ class PostgresJobStore(JobStore):
             )
             .returning(*t.c)
         )
-        await self._ready()
-        async with self._connection() as conn:
-            row = (await conn.execute(stmt)).first()
-            if row is None:
-                await self._raise_refused(conn, job_id, JobStatus.RUNNING)
-        assert row is not None
-        return job_from_row(row)
+        return job_from_row(
+            await self._run(lambda conn: self._transition(conn, stmt, job_id, JobStatus.RUNNING))
+        )
 
     async def heartbeat(
         self,
@@ -169,12 +195,15 @@ class PostgresJobStore(JobStore):
         if message is not None:
             values["message"] = case((running, literal(message, Text)), else_=t.c.message)
         stmt = update(t).where(t.c.id == job_id, t.c.status.in_(ACTIVE)).values(values).returning(*t.c)
-        await self._ready()
-        async with self._connection() as conn:
+
+        async def beat(conn: AsyncConnection) -> Row[Any] | None:
             row = (await conn.execute(stmt)).first()
             if row is None:
                 # Not active: the job as stored (a worker seeing `cancelled` stops), or gone.
                 row = (await conn.execute(select(t).where(self._live(job_id)))).first()
+            return row
+
+        row = await self._run(beat)
         if row is None:
             raise NotFound(f"job {job_id!r} not found")
         return job_from_row(row)
@@ -211,12 +240,10 @@ class PostgresJobStore(JobStore):
             .values(values)
             .returning(*self._jobs.summary)
         )
-        await self._ready()
-        async with self._connection() as conn:
-            row = (await conn.execute(stmt)).first()
-            if row is None:
-                await self._raise_refused(conn, job_id, status)
-        assert row is not None
+        row = await self._run(
+            lambda conn: self._transition(conn, stmt, job_id, status),
+            self._deadlines.for_payload(0 if encoded is None else len(encoded)),
+        )
         return job_from_row(row, None if encoded is None else orjson.loads(encoded))
 
     async def reap_expired_leases(self, *, now: float) -> list[Job]:
@@ -234,21 +261,40 @@ class PostgresJobStore(JobStore):
             )
             .returning(*t.c)
         )
-        await self._ready()
-        async with self._connection() as conn:
-            rows = (await conn.execute(stmt)).all()
-        return [job_from_row(row) for row in rows]
+
+        async def reap(conn: AsyncConnection) -> Sequence[Row[Any]]:
+            return (await conn.execute(stmt)).all()
+
+        return [job_from_row(row) for row in await self._run(reap)]
 
     async def purge_expired(self, *, now: float) -> int:
         t = self._table
-        await self._ready()
-        async with self._connection() as conn:
-            deleted = await conn.execute(delete(t).where(t.c.expires_at <= now))
-        return int(deleted.rowcount)
+
+        async def purge(conn: AsyncConnection) -> int:
+            return int((await conn.execute(delete(t).where(t.c.expires_at <= now))).rowcount)
+
+        return await self._run(purge)
 
     def _live(self, job_id: str) -> ColumnElement[bool]:
         t = self._table
         return and_(t.c.id == job_id, or_(t.c.expires_at.is_(None), t.c.expires_at > self._clock.now()))
+
+    async def _run(self, work: Callable[[AsyncConnection], Awaitable[T]], seconds: float | None = None) -> T:
+        """`work` in a transaction (after the migration, if it is still due), within a deadline."""
+
+        async def attempt() -> T:
+            await self._ready()
+            async with self._connection() as conn:
+                return await work(conn)
+
+        return await self._deadlines.call(attempt, seconds)
+
+    async def _transition(self, conn: AsyncConnection, stmt: Any, job_id: str, target: JobStatus) -> Row[Any]:
+        row: Row[Any] | None = (await conn.execute(stmt)).first()
+        if row is None:
+            await self._raise_refused(conn, job_id, target)
+        assert row is not None
+        return row
 
     async def _raise_refused(self, conn: AsyncConnection, job_id: str, target: JobStatus) -> None:
         """Explain why a conditional update matched no row: the job is gone, or in the wrong state."""
@@ -287,3 +333,8 @@ class PostgresJobStore(JobStore):
             if translated is None:
                 raise
             raise translated from exc
+
+
+async def _first(pending: Awaitable[Any]) -> Row[Any] | None:
+    row: Row[Any] | None = (await pending).first()
+    return row

@@ -6,19 +6,21 @@ Layout, under `key_prefix`:
 - `<prefix>leases`: a sorted set of active job ids scored by lease expiry, so reaping reads only
   the expired head of the set.
 
-Every state change is one Lua script, so the status check and the write are atomic: of a cancel
-and a completion racing, the second script sees a final status and reports an illegal transition.
-Scripts compare numbers with `tonumber` but only ever store strings Python formatted, because Lua
-would print doubles with 14 digits and lose precision. The scripts touch job keys they derive from
-ids (reaping), which a single Redis or a primary/replica pair allows but Redis Cluster does not.
+Every state change is one Lua script (`scripts`), so the status check and the write are atomic: of
+a cancel and a completion racing, the second script sees a final status and reports an illegal
+transition. The scripts touch job keys they derive from ids (reaping), which a single Redis or a
+primary/replica pair allows but Redis Cluster does not.
+
+Every call has one deadline (`timeout_seconds`, more for a large result; see adapters.deadlines),
+so a Redis that accepts connections and never answers costs a caller that long, not a hang.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
@@ -27,115 +29,15 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.maint_notifications import MaintNotificationsConfig
 
+from adapters.deadlines import Deadlines
 from adapters.job_json import encode_result
+from adapters.redis import scripts
 from application.errors import DependencyUnavailable, WorkerLost
 from application.ports import JobStore
 from domain.errors import IllegalTransition, NotFound, ValidationFailed
 from domain.jobs import Job, JobFailure, JobStatus, check_outcome
 
-# The attributes scripts hand back (everything but the result, which can be megabytes).
-_FIELDS = (
-    "id",
-    "type",
-    "status",
-    "created_at",
-    "progress",
-    "message",
-    "started_at",
-    "finished_at",
-    "error_code",
-    "error_message",
-    "owner",
-    "lease_expires_at",
-)
-_SNAPSHOT = "local function snapshot(key) return redis.call('HMGET', key, {}) end\n".format(
-    ", ".join(f"'{f}'" for f in _FIELDS)
-)
-
-# KEYS: job, leases. ARGV: id, lease ('' = none), then field/value pairs.
-_CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-if ARGV[2] ~= '' then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1]) end
-return 1
-"""
-
-# KEYS: job, leases. ARGV: id, now, owner, lease.
-_START = (
-    _SNAPSHOT
-    + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return {'missing'} end
-if status ~= 'queued' then return {'illegal', status} end
-redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[2], 'owner', ARGV[3],
-           'lease_expires_at', ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-return {'ok', snapshot(KEYS[1]), redis.call('HGET', KEYS[1], 'result')}
-"""
-)
-
-# KEYS: job, leases. ARGV: id, lease, progress ('' = none), '1' when a message is given, message.
-_HEARTBEAT = (
-    _SNAPSHOT
-    + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return {'missing'} end
-if status == 'queued' or status == 'running' then
-  local lease = redis.call('HGET', KEYS[1], 'lease_expires_at')
-  if (not lease) or tonumber(ARGV[2]) > tonumber(lease) then
-    redis.call('HSET', KEYS[1], 'lease_expires_at', ARGV[2])
-    redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-  end
-  if status == 'running' then
-    if ARGV[3] ~= '' then
-      local progress = tonumber(redis.call('HGET', KEYS[1], 'progress') or '0')
-      if tonumber(ARGV[3]) > progress then redis.call('HSET', KEYS[1], 'progress', ARGV[3]) end
-    end
-    if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'message', ARGV[5]) end
-  end
-end
-return {'ok', snapshot(KEYS[1]), redis.call('HGET', KEYS[1], 'result')}
-"""
-)
-
-# KEYS: job, leases. ARGV: id, status, now, ttl ms, result, error code, error message.
-_FINISH = (
-    _SNAPSHOT
-    + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return {'missing'} end
-if status ~= 'queued' and status ~= 'running' then return {'illegal', status} end
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'finished_at', ARGV[3])
-redis.call('HDEL', KEYS[1], 'lease_expires_at')
-if ARGV[2] == 'completed' then redis.call('HSET', KEYS[1], 'progress', '1.0', 'result', ARGV[5]) end
-if ARGV[2] == 'failed' then redis.call('HSET', KEYS[1], 'error_code', ARGV[6], 'error_message', ARGV[7]) end
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return {'ok', snapshot(KEYS[1])}
-"""
-)
-
-# KEYS: leases. ARGV: now, job key prefix, error code, error message, ttl ms, batch size.
-_REAP = (
-    _SNAPSHOT
-    + """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, tonumber(ARGV[6]))
-local reaped = {}
-for _, id in ipairs(ids) do
-  redis.call('ZREM', KEYS[1], id)
-  local key = ARGV[2] .. id
-  local status = redis.call('HGET', key, 'status')
-  if status == 'queued' or status == 'running' then
-    redis.call('HSET', key, 'status', 'failed', 'finished_at', ARGV[1], 'error_code', ARGV[3],
-               'error_message', ARGV[4])
-    redis.call('HDEL', key, 'lease_expires_at')
-    redis.call('PEXPIRE', key, ARGV[5])
-    table.insert(reaped, snapshot(key))
-  end
-end
-return {#ids, reaped}
-"""
-)
+T = TypeVar("T")
 
 # Redis replies that mean the server cannot serve us now, rather than a bug in our command.
 _UNAVAILABLE_REPLIES = ("OOM", "READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "NOREPLICAS", "BUSY")
@@ -181,7 +83,7 @@ def _job(fields: Mapping[str, bytes | None], result: bytes | None) -> Job:
 
 
 def _snapshot_job(values: Sequence[bytes | None], result: bytes | None) -> Job:
-    return _job(dict(zip(_FIELDS, values, strict=True)), result)
+    return _job(dict(zip(scripts.FIELDS, values, strict=True)), result)
 
 
 class RedisJobStore(JobStore):
@@ -189,7 +91,8 @@ class RedisJobStore(JobStore):
 
     The client does not retry on its own: a transition script whose reply was lost may have run,
     and running it again would report an illegal transition for a change that in fact succeeded.
-    A failed call raises DependencyUnavailable and the caller decides.
+    A failed call raises DependencyUnavailable and the caller decides (the job engine treats a
+    refused repeat of its own change as done).
     """
 
     def __init__(
@@ -199,8 +102,7 @@ class RedisJobStore(JobStore):
         key_prefix: str = "mlworker:",
         result_ttl_seconds: float = 86400,
         failure_ttl_seconds: float = 604800,
-        connect_timeout_seconds: float = 5.0,
-        socket_timeout_seconds: float = 30.0,
+        timeout_seconds: float = 2.0,
         max_connections: int = 50,
         client_name: str = "ml-worker-jobs",
         reap_batch_size: int = 500,
@@ -213,6 +115,7 @@ class RedisJobStore(JobStore):
         self._leases_key = f"{key_prefix}leases"
         self._result_ttl = float(result_ttl_seconds)
         self._failure_ttl = float(failure_ttl_seconds)
+        self._deadlines = Deadlines("Redis", timeout_seconds)
         # No I/O here: the client connects on first use, so a store built while Redis is down
         # still constructs, and reports the outage from check() and each call.
         self._pool: aioredis.BlockingConnectionPool[aioredis.Connection] = (
@@ -220,9 +123,11 @@ class RedisJobStore(JobStore):
                 url,
                 # Bounded, and callers past the bound wait for a connection rather than fail.
                 max_connections=max_connections,
-                timeout=connect_timeout_seconds + socket_timeout_seconds,
-                socket_connect_timeout=connect_timeout_seconds,
-                socket_timeout=socket_timeout_seconds,
+                timeout=timeout_seconds,
+                socket_connect_timeout=timeout_seconds,
+                # No per-read timeout: each call's deadline covers the whole exchange, and a large
+                # result may take longer than one read timeout would allow.
+                socket_timeout=None,
                 retry=Retry(NoBackoff(), 0),
                 # Names the connections in CLIENT LIST.
                 client_name=client_name,
@@ -235,28 +140,35 @@ class RedisJobStore(JobStore):
             )
         )
         self._redis: aioredis.Redis[bytes] = aioredis.Redis(connection_pool=self._pool)
-        self._create = self._redis.register_script(_CREATE)
-        self._start = self._redis.register_script(_START)
-        self._heartbeat = self._redis.register_script(_HEARTBEAT)
-        self._finish = self._redis.register_script(_FINISH)
-        self._reap = self._redis.register_script(_REAP)
+        self._create = self._redis.register_script(scripts.CREATE)
+        self._start = self._redis.register_script(scripts.START)
+        self._heartbeat = self._redis.register_script(scripts.HEARTBEAT)
+        self._finish = self._redis.register_script(scripts.FINISH)
+        self._reap = self._redis.register_script(scripts.REAP)
+        self._read = self._redis.register_script(scripts.READ)
 
     def _key(self, job_id: str) -> str:
         return f"{self._prefix}job:{job_id}"
 
+    async def _call(self, operation: Callable[[], Awaitable[T]], seconds: float | None = None) -> T:
+        async def translated() -> T:
+            async with _translated():
+                return await operation()
+
+        return await self._deadlines.call(translated, seconds)
+
     async def start(self) -> None:
         """Ping Redis; DependencyUnavailable when it is down (the store stays usable once it is back)."""
-        async with _translated():
-            await self._redis.ping()
+        await self._call(self._redis.ping)
 
     async def close(self) -> None:
+        await self._deadlines.close()
         await self._redis.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose
         await self._pool.disconnect()
 
     async def check(self) -> str | None:
         try:
-            async with _translated():
-                await self._redis.ping()
+            await self._call(self._redis.ping)
         except DependencyUnavailable as exc:
             return exc.message
         return None
@@ -280,8 +192,9 @@ class RedisJobStore(JobStore):
         values.update({name: _num(value) for name, value in optional.items() if value is not None})
         if job.owner is not None:
             values["owner"] = job.owner
+        encoded = b"" if job.result is None else encode_result(job.result)
         if job.result is not None:
-            values["result"] = encode_result(job.result)
+            values["result"] = encoded
         if job.error is not None:
             values["error_code"] = job.error.code
             values["error_message"] = job.error.message
@@ -289,23 +202,32 @@ class RedisJobStore(JobStore):
         args: list[str | bytes] = [job.id, lease]
         for name, value in values.items():
             args += [name, value]
-        async with _translated():
-            created = await self._create(keys=[self._key(job.id), self._leases_key], args=args)
+        keys = [self._key(job.id), self._leases_key]
+        created = await self._call(
+            lambda: self._create(keys=keys, args=args), self._deadlines.for_payload(len(encoded))
+        )
         if not created:
             raise ValidationFailed(f"job {job.id!r} already exists")
 
     async def get(self, job_id: str) -> Job | None:
-        async with _translated():
-            raw: dict[bytes, bytes] = await self._redis.hgetall(self._key(job_id))
-        if not raw:
+        key = self._key(job_id)
+        reply = await self._call(lambda: self._read(keys=[key], args=[str(scripts.INLINE_RESULT_BYTES)]))
+        if not reply:
             return None
-        fields = {name.decode(): value for name, value in raw.items()}
-        return _job(fields, fields.get("result"))
+        snapshot, size, result = reply
+        if size and result is None:
+            # Too large to come back with the job: read on its own, with the time its size needs.
+            result = await self._call(
+                lambda: self._redis.hget(key, "result"), self._deadlines.for_payload(size)
+            )
+            if result is None:
+                return None  # expired between the two reads
+        return _snapshot_job(snapshot, result)
 
     async def start_job(self, job_id: str, *, owner: str, now: float, lease_seconds: float) -> Job:
         args = [job_id, _num(now), owner, _num(now + lease_seconds)]
-        async with _translated():
-            reply = await self._start(keys=[self._key(job_id), self._leases_key], args=args)
+        keys = [self._key(job_id), self._leases_key]
+        reply = await self._call(lambda: self._start(keys=keys, args=args))
         _raise_for(reply, job_id, JobStatus.RUNNING)
         return _snapshot_job(reply[1], reply[2])
 
@@ -322,8 +244,8 @@ class RedisJobStore(JobStore):
         # Clamped as Job.with_progress clamps, so every store records the same value.
         clamped = "" if progress is None else repr(min(1.0, max(0.0, float(progress))))
         args = [job_id, _num(now + lease_seconds), clamped, "0" if message is None else "1", message or ""]
-        async with _translated():
-            reply = await self._heartbeat(keys=[self._key(job_id), self._leases_key], args=args)
+        keys = [self._key(job_id), self._leases_key]
+        reply = await self._call(lambda: self._heartbeat(keys=keys, args=args))
         _raise_for(reply, job_id, None)
         return _snapshot_job(reply[1], reply[2])
 
@@ -348,8 +270,10 @@ class RedisJobStore(JobStore):
             "" if error is None else error.code,
             "" if error is None else error.message,
         ]
-        async with _translated():
-            reply = await self._finish(keys=[self._key(job_id), self._leases_key], args=args)
+        keys = [self._key(job_id), self._leases_key]
+        reply = await self._call(
+            lambda: self._finish(keys=keys, args=args), self._deadlines.for_payload(len(encoded))
+        )
         _raise_for(reply, job_id, status)
         return _snapshot_job(reply[1], encoded if result is not None else None)
 
@@ -364,8 +288,7 @@ class RedisJobStore(JobStore):
         ]
         reaped: list[Job] = []
         while True:
-            async with _translated():
-                scanned, snapshots = await self._reap(keys=[self._leases_key], args=args)
+            scanned, snapshots = await self._call(lambda: self._reap(keys=[self._leases_key], args=args))
             reaped += [_snapshot_job(values, None) for values in snapshots]
             if scanned < self._reap_batch:
                 return reaped

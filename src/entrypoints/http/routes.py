@@ -99,6 +99,11 @@ async def get_health(request: Request) -> Response:
     return JsonResponse(body, status_code=200 if report.healthy else 503)
 
 
+async def get_liveness(request: Request) -> Response:
+    # No dependency is checked: a store outage makes the replica unready (/health), never restarted.
+    return JsonResponse({"status": "ok"})
+
+
 async def get_metrics(request: Request) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -172,6 +177,7 @@ async def cancel_job(request: Request, job_id: str) -> Response:
 # which tests/contract/test_openapi_parity.py holds them to.
 ROUTES = (
     ("/health", "GET", "getHealth", get_health, False),
+    ("/health/live", "GET", "getLiveness", get_liveness, False),
     ("/metrics", "GET", "getMetrics", get_metrics, False),
     ("/train/gbm", "POST", "trainGbm", train_gbm, True),
     ("/analyze/segments", "POST", "analyzeSegments", analyze_segments, True),
