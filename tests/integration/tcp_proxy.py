@@ -8,13 +8,22 @@ import contextlib
 
 class TcpProxy:
     """A TCP relay on 127.0.0.1 in front of PostgreSQL that the test stops (dropping every open
-    connection) and starts again on the same port: the database going down and coming back."""
+    connection) and starts again on the same port: the database going down and coming back. Paused,
+    it keeps every connection open but relays nothing: a network gone silent."""
 
     def __init__(self, host: str, port: int) -> None:
         self._target = (host, port)
         self.port = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    def pause(self) -> None:
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
@@ -42,6 +51,7 @@ class TcpProxy:
         async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             with contextlib.suppress(ConnectionError, OSError):
                 while data := await reader.read(65536):
+                    await self._flowing.wait()
                     writer.write(data)
                     await writer.drain()
             writer.transport.abort()

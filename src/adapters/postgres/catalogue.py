@@ -136,10 +136,16 @@ def checked_request(spec: TableRef, allowed_schemas: Sequence[str]) -> TableRequ
     return TableRequest(schema, table, columns, dict(spec.filters), limit)
 
 
-async def resolve_table(conn: Any, request: TableRequest, allowed_schemas: Sequence[str]) -> CatalogueTable:
-    """The table the request names, from the first allowed schema that has it."""
+def catalogue_query(request: TableRequest, allowed_schemas: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+    """The lookup of the table the request names, with its parameters (`$1` schemas, `$2` name)."""
     schemas = [request.schema] if request.schema is not None else list(allowed_schemas)
-    rows = await conn.fetch(_CATALOGUE_SQL, schemas, request.table)
+    return _CATALOGUE_SQL, (schemas, request.table)
+
+
+def catalogue_table(
+    rows: Sequence[Mapping[str, Any]], request: TableRequest, allowed_schemas: Sequence[str]
+) -> CatalogueTable:
+    """The table the request names, from the first allowed schema that has it (the lookup's rows)."""
     if not rows:
         named = request.table if request.schema is None else f"{request.schema}.{request.table}"
         where = request.schema or " or ".join(allowed_schemas)

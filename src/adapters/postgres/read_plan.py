@@ -1,9 +1,11 @@
 """The read plan: which rows a `table` request reads, with every request value bound, and how many.
 
-- Values. COPY takes no bind parameters, so the filter values and the limit are bound to
-  `set_config()` (transaction-local settings) in a separate statement and the COPY reads them with
-  `current_setting()`, cast to the column's catalogue type inside an uncorrelated sub-select
-  (evaluated once, so indexes still apply).
+- Values. The filter values and the limit are bound to `set_config()` (transaction-local settings)
+  in a separate statement and the read takes them with `current_setting()`, cast to the column's
+  catalogue type inside an uncorrelated sub-select (evaluated once, so indexes still apply). The
+  read itself has no parameters because that is what keeps it a COPY: ADBC runs a statement with
+  bound parameters as a prepared statement whose whole result libpq holds in memory (measured at
+  1M x 20: 1.04 GB peak RSS against 0.43 GB, and no faster).
 - Size. With no `limit` (or a `limit` above `max_rows`), more than `max_rows` matching rows is
   PAYLOAD_TOO_LARGE with a message suggesting a `limit`. We refuse rather than silently sample,
   because a truncated table would change a model or a segmentation without the caller knowing. The
