@@ -14,6 +14,9 @@ table shows medians. The default is the comparison the issue asks for, in one co
 and, with `--methods all`, these too:
 
 - `adbc`           the bare driver: `SELECT *` with ADBC, `fetch_record_batch()` -> polars, no checks
+- `adbc_bound`     the same with the filter and the limit bound as `$1`, `$2`: ADBC then runs a
+                   prepared statement instead of a COPY, and libpq holds the whole result in memory
+                   (why the adapter binds values through set_config() and keeps the read unbound)
 - `fetch`          asyncpg `fetch` of the whole result, then columns -> polars
 - `cursor`         asyncpg server-side cursor, `batch_rows` rows at a time, each batch -> polars
 - `copy_binary`    COPY ... TO STDOUT (FORMAT binary), decoded by a pure-Python parser -> polars
@@ -61,7 +64,10 @@ from domain.data import TableRef  # noqa: E402
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 COMPARISON = ("adapter", "copy_csv", "psql_devnull")
-METHODS = (*COMPARISON, "adbc", "fetch", "cursor", "copy_binary", "binary_wire", "psql_reference")
+METHODS = (
+    *COMPARISON,
+    *("adbc", "adbc_bound", "fetch", "cursor", "copy_binary", "binary_wire", "psql_reference"),
+)
 REFERENCE = "psql_devnull"
 TARGET_VS_PSQL = 0.9
 
@@ -163,6 +169,13 @@ async def m_copy_csv(o: Options) -> pl.DataFrame:
 async def m_adbc(o: Options) -> pl.DataFrame:
     with adbc.connect(o.dsn) as conn, conn.cursor() as cursor:
         cursor.execute(o.shape.select_float)
+        frames = [pl.from_arrow(batch) for batch in cursor.fetch_record_batch()]
+    return pl.concat(frames, rechunk=False)  # type: ignore[arg-type]
+
+
+async def m_adbc_bound(o: Options) -> pl.DataFrame:
+    with adbc.connect(o.dsn) as conn, conn.cursor() as cursor:
+        cursor.execute(f"{o.shape.select_float} WHERE id > $1 LIMIT $2", (0, o.max_rows + 1))
         frames = [pl.from_arrow(batch) for batch in cursor.fetch_record_batch()]
     return pl.concat(frames, rechunk=False)  # type: ignore[arg-type]
 

@@ -52,6 +52,13 @@ class ReadHandle:
         with self._lock:
             self._conn = conn
 
+    def detach(self) -> bool:
+        """Done with the connection; True if the read was not abandoned. From here on `abandon`
+        cannot reach this connection, so a late cancel never hits the next read that uses it."""
+        with self._lock:
+            self._conn = None
+            return not self._abandoned
+
     def checkpoint(self) -> None:
         if self._abandoned:
             raise ReadAbandoned
@@ -86,15 +93,15 @@ class AdbcPool:
             cursor.execute("ROLLBACK")
             reusable = True
         except BaseException as exc:
-            # A statement the server refused (bad value, read-only, timeout) leaves the connection
+            # A refusal (a bad value, read-only, the timeout, too many rows) leaves the connection
             # usable once rolled back; a lost connection or an abandoned read does not.
-            if not handle.abandoned and not unavailable(exc) and _sqlstate(exc):
+            if not handle.abandoned and not unavailable(exc):
                 with contextlib.suppress(Exception):
                     cursor.execute("ROLLBACK")
                     reusable = True
             raise
         finally:
-            self._release(conn, cursor, reusable=reusable and not handle.abandoned)
+            self._release(conn, cursor, reusable=handle.detach() and reusable)
 
     def close(self) -> None:
         with self._lock:
@@ -141,11 +148,6 @@ class AdbcPool:
                 self._idle.append(conn)
                 return
         _close_quietly(conn, None)
-
-
-def _sqlstate(exc: BaseException) -> str:
-    state = getattr(exc, "sqlstate", None)
-    return state if isinstance(state, str) else ""
 
 
 def _cancel_quietly(conn: Any) -> None:

@@ -97,7 +97,8 @@ class SqlDatasetSource(DatasetSource[pl.DataFrame]):
             raise ValueError("max_rows must be positive")
         request = checked_request(spec, self._allowed_schemas)
         try:
-            frame = await self._in_thread(self._read, request, max_rows)
+            late = _late(self._statement_timeout_ms)
+            frame = await self._in_thread(self._read, request, max_rows, wait_s=self._read_wait_s, late=late)
         except WorkerError:
             raise
         except Exception as exc:
@@ -111,7 +112,9 @@ class SqlDatasetSource(DatasetSource[pl.DataFrame]):
 
     async def check(self) -> str | None:
         try:
-            await self._in_thread(self._ping)
+            # A health check must answer soon: a connect (or a pooled connection's reconnect) and a ping.
+            wait_s = 2 * self._connect_timeout_s
+            await self._in_thread(self._ping, wait_s=wait_s, late=f"no answer within {wait_s:g} s")
         except Exception as exc:
             return f"PostgreSQL unavailable: {shown_reason(exc)}"
         return None
@@ -121,9 +124,9 @@ class SqlDatasetSource(DatasetSource[pl.DataFrame]):
         # Threads still held by a dead network end on their own; nothing waits for them.
         self._threads.shutdown(wait=False, cancel_futures=True)
 
-    async def _in_thread(self, work: Callable[..., T], *args: Any) -> T:
-        """`work(handle, *args)` in one of the source's threads, waited for at most the statement
-        timeout plus the connect timeout."""
+    async def _in_thread(self, work: Callable[..., T], *args: Any, wait_s: float, late: str) -> T:
+        """`work(handle, *args)` in one of the source's threads, waited for at most `wait_s` (then
+        DEPENDENCY_UNAVAILABLE saying `late`)."""
         try:
             async with asyncio.timeout(2 * self._connect_timeout_s):
                 await self._slots.acquire()
@@ -137,19 +140,18 @@ class SqlDatasetSource(DatasetSource[pl.DataFrame]):
             raise
         future.add_done_callback(self._thread_ended)
         try:
-            done, _ = await asyncio.wait({future}, timeout=self._wait_s)
+            done, _ = await asyncio.wait({future}, timeout=wait_s)
         except asyncio.CancelledError:
             handle.abandon()
             raise
         if not done:
             handle.abandon()
-            raise DependencyUnavailable(
-                f"the database did not answer within the statement timeout ({self._statement_timeout_ms} ms)"
-            )
+            raise DependencyUnavailable(late)
         return future.result()
 
     @property
-    def _wait_s(self) -> float:
+    def _read_wait_s(self) -> float:
+        # The server cancels at the statement timeout; the margin covers the connect and the answer.
         return self._statement_timeout_ms / 1000 + self._connect_timeout_s
 
     def _thread_ended(self, future: asyncio.Future[Any]) -> None:
@@ -193,10 +195,12 @@ def _rows(cursor: Any, sql: str, params: tuple[Any, ...] | None = None) -> list[
 def _budget_ms(deadline: float, statement_timeout_ms: int) -> str:
     left_ms = int((deadline - time.monotonic()) * 1000)
     if left_ms < 1:
-        raise DependencyUnavailable(
-            f"the database did not answer within the statement timeout ({statement_timeout_ms} ms)"
-        )
+        raise DependencyUnavailable(_late(statement_timeout_ms))
     return str(left_ms)
+
+
+def _late(statement_timeout_ms: int) -> str:
+    return f"the database did not answer within the statement timeout ({statement_timeout_ms} ms)"
 
 
 def _batches(cursor: Any) -> Any:
