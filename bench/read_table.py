@@ -5,7 +5,9 @@ each method, then the next round) so a neighbour's burst of load hits every meth
 table shows medians. The default is the comparison the issue asks for, in one command:
 
 - `adapter`        SqlDatasetSource.load, the worker's read: catalogue lookup, row count, then ADBC's
-                   binary COPY into Arrow batches, each turned into polars
+                   binary COPY into Arrow batches, each turned into polars, in 2 parts (page ranges
+                   on 2 connections in one snapshot, decoded in 2 threads)
+- `adapter_1stream` the same in one stream (`streams=1`)
 - `copy_csv`       the previous reader: the same checks over asyncpg, `COPY ... TO STDOUT (FORMAT csv)`
                    parsed by polars in batches (bench/copy_csv_reader.py, kept here to compare)
 - `psql_devnull`   `psql -c "\\copy (SELECT ...) to /dev/null"`: the wall time of the psql process,
@@ -27,7 +29,7 @@ Wall-clock figures depend on whatever else runs on the machine (the load average
 and after); client and server CPU seconds are printed beside them because they are steadier. Nothing
 here gates CI.
 
-    .venv/bin/python bench/read_table.py                       # 1M x 20: adapter, copy_csv, psql_devnull
+    .venv/bin/python bench/read_table.py                       # 1M x 20: the comparison above
     .venv/bin/python bench/read_table.py --keep --runs 5       # reuse the table if present, keep it
     .venv/bin/python bench/read_table.py --columns 10 --methods all
 """
@@ -63,7 +65,7 @@ from copy_csv_reader import copy_csv_load  # noqa: E402
 from domain.data import TableRef  # noqa: E402
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-COMPARISON = ("adapter", "copy_csv", "psql_devnull")
+COMPARISON = ("adapter", "adapter_1stream", "copy_csv", "psql_devnull")
 METHODS = (
     *COMPARISON,
     *("adbc", "adbc_bound", "fetch", "cursor", "copy_binary", "binary_wire", "psql_reference"),
@@ -155,6 +157,15 @@ class Options:
 
 async def m_adapter(o: Options) -> pl.DataFrame:
     source = SqlDatasetSource(o.dsn)
+    try:
+        dataset = await source.load(TableRef(o.shape.table), max_rows=o.max_rows)
+    finally:
+        await source.close()
+    return dataset.frame  # type: ignore[attr-defined, no-any-return]
+
+
+async def m_adapter_1stream(o: Options) -> pl.DataFrame:
+    source = SqlDatasetSource(o.dsn, streams=1)
     try:
         dataset = await source.load(TableRef(o.shape.table), max_rows=o.max_rows)
     finally:

@@ -29,6 +29,7 @@ import adbc_driver_postgresql.dbapi as adbc
 from adapters.postgres.errors import unavailable
 
 _BATCH_OPTION = "adbc.postgresql.batch_size_hint_bytes"
+READ_TRANSACTION = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
 
 class ReadAbandoned(Exception):
@@ -41,8 +42,9 @@ class ReadHandle:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._conn: Any = None
+        self._conns: list[Any] = []
         self._abandoned = False
+        self._cut: set[int] = set()
 
     @property
     def abandoned(self) -> bool:
@@ -50,14 +52,31 @@ class ReadHandle:
 
     def attach(self, conn: Any) -> None:
         with self._lock:
-            self._conn = conn
+            self._conns.append(conn)
 
-    def detach(self) -> bool:
-        """Done with the connection; True if the read was not abandoned. From here on `abandon`
-        cannot reach this connection, so a late cancel never hits the next read that uses it."""
+    def detach(self, conn: Any) -> bool:
+        """Done with `conn`; True if the read was not abandoned. From here on `abandon` cannot
+        reach this connection, so a late cancel never hits the next read that uses it."""
         with self._lock:
-            self._conn = None
+            self._conns = [c for c in self._conns if c is not conn]
             return not self._abandoned
+
+    @contextmanager
+    def streaming(self, cursor: Any) -> Iterator[None]:
+        """Around the reading of a result: if it stops half-way on our side (max rows passed,
+        abandoned), the connection is mid-COPY, and a rollback would first drain every remaining
+        row; it is closed instead. A server error has already ended the COPY: it does not count."""
+        try:
+            yield
+        except BaseException as exc:
+            if not isinstance(getattr(exc, "sqlstate", None), str):
+                with self._lock:
+                    self._cut.add(id(cursor))
+            raise
+
+    def cut_short(self, cursor: Any) -> bool:
+        with self._lock:
+            return id(cursor) in self._cut
 
     def checkpoint(self) -> None:
         if self._abandoned:
@@ -66,8 +85,8 @@ class ReadHandle:
     def abandon(self) -> None:
         with self._lock:
             self._abandoned = True
-            conn = self._conn
-        if conn is not None:
+            conns = list(self._conns)
+        for conn in conns:
             threading.Thread(target=_cancel_quietly, args=(conn,), daemon=True).start()
 
 
@@ -95,13 +114,13 @@ class AdbcPool:
         except BaseException as exc:
             # A refusal (a bad value, read-only, the timeout, too many rows) leaves the connection
             # usable once rolled back; a lost connection or an abandoned read does not.
-            if not handle.abandoned and not unavailable(exc):
+            if not handle.abandoned and not unavailable(exc) and not handle.cut_short(cursor):
                 with contextlib.suppress(Exception):
                     cursor.execute("ROLLBACK")
                     reusable = True
             raise
         finally:
-            self._release(conn, cursor, reusable=handle.detach() and reusable)
+            self._release(conn, cursor, reusable=handle.detach(conn) and reusable)
 
     def close(self) -> None:
         with self._lock:
@@ -148,6 +167,23 @@ class AdbcPool:
                 self._idle.append(conn)
                 return
         _close_quietly(conn, None)
+
+
+def rows(cursor: Any, sql: str, params: tuple[Any, ...] | None = None) -> list[dict[str, Any]]:
+    cursor.execute(sql, params)
+    return cursor.fetch_arrow_table().to_pylist()  # type: ignore[no-any-return]
+
+
+def batches(cursor: Any) -> Any:
+    """The result's record batches. Not `fetch_record_batch()`: that hands out pyarrow's own reader,
+    which turns an error in mid-stream (a filter value the server cannot cast, the statement
+    timeout) into a bare OSError, without the SQLSTATE the errors are told apart by. The driver's
+    wrapper (what its `fetch_arrow_table()` reads through) keeps it. It is not public API: the
+    version is pinned in constraints.txt, and a driver without it still reads (errors in mid-stream
+    are then DEPENDENCY_UNAVAILABLE)."""
+    results = getattr(cursor, "_results", None)
+    reader = getattr(results, "reader", None)
+    return reader if reader is not None else cursor.fetch_record_batch()
 
 
 def _cancel_quietly(conn: Any) -> None:

@@ -32,12 +32,18 @@ SELECT t.table_schema::text AS table_schema,
        c.data_type::text AS data_type,
        c.udt_schema::text AS udt_schema,
        c.udt_name::text AS udt_name,
-       (SELECT k.reltuples FROM pg_catalog.pg_class AS k
-          JOIN pg_catalog.pg_namespace AS n ON n.oid = k.relnamespace
-         WHERE n.nspname = t.table_schema::text AND k.relname = t.table_name::text) AS estimated_rows
+       k.reltuples AS estimated_rows,
+       k.relkind AS relation_kind,
+       k.pages AS pages,
+       current_setting('server_version_num')::int AS server_version
 FROM information_schema.tables AS t
 LEFT JOIN information_schema.columns AS c
   ON c.table_schema = t.table_schema AND c.table_name = t.table_name
+LEFT JOIN LATERAL (
+  SELECT r.reltuples, r.relkind::text AS relkind,
+         pg_catalog.pg_relation_size(r.oid) / current_setting('block_size')::bigint AS pages
+    FROM pg_catalog.pg_class AS r JOIN pg_catalog.pg_namespace AS n ON n.oid = r.relnamespace
+   WHERE n.nspname = t.table_schema::text AND r.relname = t.table_name::text) AS k ON true
 WHERE t.table_schema::text = ANY($1::text[]) AND t.table_name::text = $2::text
 ORDER BY array_position($1::text[], t.table_schema::text), c.ordinal_position
 """
@@ -80,6 +86,12 @@ class CatalogueTable:
     columns: Mapping[str, CatalogueColumn]
     # The planner's estimate (pg_class.reltuples): -1 or 0 when unknown, e.g. never analysed or a view.
     estimated_rows: float
+    # pg_class.relkind ("r" a table, "v" a view, "m" a materialised view, "p" partitioned, ...) and
+    # the pages the relation has now: what a read split by page ranges needs to know.
+    kind: str = ""
+    pages: int = 0
+    # A read split by page ranges needs TID range scans (PostgreSQL 14): before, each part scans all.
+    tid_range_scans: bool = False
 
     @property
     def sql(self) -> str:
@@ -161,9 +173,16 @@ def catalogue_table(
         for row in rows
         if row["table_schema"] == schema and row["column_name"] is not None
     }
-    estimate = rows[0]["estimated_rows"]
+    first = rows[0]
+    estimate = first["estimated_rows"]
     return CatalogueTable(
-        schema, rows[0]["table_name"], columns, -1.0 if estimate is None else float(estimate)
+        schema,
+        first["table_name"],
+        columns,
+        -1.0 if estimate is None else float(estimate),
+        kind=first.get("relation_kind") or "",
+        pages=int(first.get("pages") or 0),
+        tid_range_scans=int(first.get("server_version") or 0) >= 140000,
     )
 
 

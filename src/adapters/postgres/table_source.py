@@ -8,6 +8,8 @@ How a request becomes a read, one module per step:
   is refused (PAYLOAD_TOO_LARGE), never silently sampled.
 - `arrow_reader`: the values, streamed by the ADBC driver as binary COPY into Arrow batches, each
   turned into polars; its docstring has the type mapping.
+- `split_read`: a large read of a whole table (or of every row matching the filters) in `streams`
+  parts, page ranges read on as many connections in the load's snapshot, decoded in parallel.
 - `adbc_pool`, `engine` and `errors`: the connections, the URL, and driver errors turned into the
   port's errors.
 
@@ -16,11 +18,12 @@ catalogue lookup, the row count and the read see the same snapshot. The statemen
 budget of the whole load: each statement gets what is left of it.
 
 Not blocking the event loop. ADBC is synchronous, so a load runs in one of this source's threads
-(as many as connections, `connections`); the event loop waits at most the statement timeout plus
-`connect_timeout_s`, then gives up (DEPENDENCY_UNAVAILABLE), asks the server to cancel, and lets the
-thread end on its own. A thread's connection slot is freed only when the thread ends, so threads
-that a dead network holds cannot pile up: past `connections` of them, a load waits for a slot for
-at most twice `connect_timeout_s`, then is DEPENDENCY_UNAVAILABLE.
+(`connections` of them, plus as many for the extra parts of split reads); the event loop waits at
+most the statement timeout plus `connect_timeout_s`, then gives up (DEPENDENCY_UNAVAILABLE), asks
+the server to cancel every statement of the load, and lets the threads end on their own. A load's
+slot is freed only when its thread ends, so threads that a dead network holds cannot pile up: past
+`connections` of them, a load waits for a slot for at most twice `connect_timeout_s`, then is
+DEPENDENCY_UNAVAILABLE.
 
 Failures. Connect errors, lost connections and the statement timeout are DEPENDENCY_UNAVAILABLE; a
 pooled connection found dead is replaced before the load's first statement, and any connection
@@ -30,15 +33,16 @@ that failed mid-protocol is closed, so the source recovers by itself when the da
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import polars as pl
 
 from adapters.frames import FrameDataset, PolarsDataset
-from adapters.postgres.adbc_pool import AdbcPool, ReadHandle
+from adapters.postgres.adbc_pool import READ_TRANSACTION, AdbcPool, ReadHandle, rows
 from adapters.postgres.arrow_reader import SESSION_SQL, arrow_decoding
 from adapters.postgres.catalogue import (
     TableRequest,
@@ -50,13 +54,13 @@ from adapters.postgres.catalogue import (
 from adapters.postgres.engine import libpq_conninfo
 from adapters.postgres.errors import shown_reason, table_read_error
 from adapters.postgres.read_plan import plan_read, too_large
+from adapters.postgres.split_read import RowCount, TooManyRows, page_ranges, parts, read_in_parts, stream
 from application.errors import DependencyUnavailable
 from application.ports import DatasetSource
 from domain.data import DataSpec, TableRef
 from domain.errors import ValidationFailed, WorkerError, field_error
 
 T = TypeVar("T")
-_BEGIN_SQL = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 _BUDGET_SQL = "SELECT set_config('statement_timeout', $1, true)"
 
 
@@ -72,12 +76,14 @@ class SqlDatasetSource(DatasetSource[pl.DataFrame]):
         batch_bytes: int = 16 << 20,
         connect_timeout_s: float = 5.0,
         connections: int = 8,
+        streams: int = 2,
+        split_rows: int = 200_000,
     ) -> None:
         if not allowed_schemas:
             raise ValueError("allowed_schemas must name at least one schema")
-        if statement_timeout_ms < 1 or batch_bytes < 1 or connect_timeout_s <= 0 or connections < 1:
+        if min(statement_timeout_ms, batch_bytes, connect_timeout_s, connections, streams) <= 0:
             raise ValueError(
-                "statement_timeout_ms, batch_bytes, connect_timeout_s and connections must be positive"
+                "statement_timeout_ms, batch_bytes, connect_timeout_s, connections, streams: all positive"
             )
         self._allowed_schemas = tuple(allowed_schemas)
         self._statement_timeout_ms = int(statement_timeout_ms)
@@ -86,6 +92,10 @@ class SqlDatasetSource(DatasetSource[pl.DataFrame]):
         self._pool = AdbcPool(conninfo, size=connections, batch_bytes=int(batch_bytes))
         self._threads = ThreadPoolExecutor(max_workers=connections, thread_name_prefix="table-read")
         self._slots = asyncio.Semaphore(connections)
+        self._streams, self._split_rows = int(streams), int(split_rows)
+        # The extra parts of split reads: at most `connections` more connections and threads.
+        self._part_threads = ThreadPoolExecutor(max_workers=connections, thread_name_prefix="table-read-part")
+        self._part_slots = _Slots(connections)
 
     async def load(self, spec: DataSpec, *, max_rows: int) -> FrameDataset:
         if not isinstance(spec, TableRef):
@@ -123,6 +133,7 @@ class SqlDatasetSource(DatasetSource[pl.DataFrame]):
         self._pool.close()
         # Threads still held by a dead network end on their own; nothing waits for them.
         self._threads.shutdown(wait=False, cancel_futures=True)
+        self._part_threads.shutdown(wait=False, cancel_futures=True)
 
     async def _in_thread(self, work: Callable[..., T], *args: Any, wait_s: float, late: str) -> T:
         """`work(handle, *args)` in one of the source's threads, waited for at most `wait_s` (then
@@ -163,33 +174,45 @@ class SqlDatasetSource(DatasetSource[pl.DataFrame]):
 
     def _read(self, handle: ReadHandle, request: TableRequest, max_rows: int) -> pl.DataFrame:
         deadline = time.monotonic() + self._statement_timeout_ms / 1000
-        with self._pool.transaction(_BEGIN_SQL, handle) as cursor:
-            _rows(cursor, SESSION_SQL, (str(self._statement_timeout_ms),))
+        with self._pool.transaction(READ_TRANSACTION, handle) as cursor:
+            rows(cursor, SESSION_SQL, (str(self._statement_timeout_ms),))
             sql, params = catalogue_query(request, self._allowed_schemas)
-            table = catalogue_table(_rows(cursor, sql, params), request, self._allowed_schemas)
+            table = catalogue_table(rows(cursor, sql, params), request, self._allowed_schemas)
             plan = plan_read(table, selected_columns(table, request), request, max_rows)
-            _rows(cursor, plan.settings_sql, tuple(plan.setting_values))
+            rows(cursor, plan.settings_sql, tuple(plan.setting_values))
+            expected_rows = table.estimated_rows
             if plan.count_first:
-                _rows(cursor, _BUDGET_SQL, (_budget_ms(deadline, self._statement_timeout_ms),))
-                if _rows(cursor, plan.count_sql)[0]["count"] > max_rows:
+                rows(cursor, _BUDGET_SQL, (_budget_ms(deadline, self._statement_timeout_ms),))
+                expected_rows = rows(cursor, plan.count_sql)[0]["count"]
+                if expected_rows > max_rows:
                     raise too_large(request, max_rows)
-            _rows(cursor, _BUDGET_SQL, (_budget_ms(deadline, self._statement_timeout_ms),))
+            timeout_ms = _budget_ms(deadline, self._statement_timeout_ms)
+            rows(cursor, _BUDGET_SQL, (timeout_ms,))
             decoding = arrow_decoding(plan.columns)
-            cursor.execute(plan.select_sql(decoding.select))
-            reader = _batches(cursor)
-            frame = decoding.frame(_checked(reader, handle), reader.schema)
+            n = parts(table, plan, expected_rows, streams=self._streams, split_rows=self._split_rows)
+            helpers = self._part_slots.take(n - 1)
+            try:
+                if helpers:
+                    read = (plan, decoding, timeout_ms, RowCount(max_rows))
+                    ranges = page_ranges(table.pages, 1 + helpers)
+                    frames = read_in_parts(cursor, self._pool, handle, self._submit_part, read, ranges)
+                    frame = pl.concat(frames, how="vertical", rechunk=False)
+                else:
+                    frame = stream(cursor, plan.select_sql(decoding.select), decoding, handle, None)
+            except TooManyRows:
+                raise too_large(request, max_rows) from None
+            finally:
+                self._part_slots.give(helpers)
         if frame.height > max_rows:  # the count was skipped on stale statistics: refuse all the same
             raise too_large(request, max_rows)
         return frame
 
+    def _submit_part(self, work: Callable[..., pl.DataFrame], *args: Any) -> Future[pl.DataFrame]:
+        return self._part_threads.submit(work, *args)
+
     def _ping(self, handle: ReadHandle) -> None:
-        with self._pool.transaction("BEGIN READ ONLY", handle) as cursor:
-            _rows(cursor, "SELECT 1 AS one")
-
-
-def _rows(cursor: Any, sql: str, params: tuple[Any, ...] | None = None) -> list[dict[str, Any]]:
-    cursor.execute(sql, params)
-    return cursor.fetch_arrow_table().to_pylist()  # type: ignore[no-any-return]
+        with self._pool.transaction(READ_TRANSACTION, handle) as cursor:
+            rows(cursor, "SELECT 1 AS one")
 
 
 def _budget_ms(deadline: float, statement_timeout_ms: int) -> str:
@@ -203,19 +226,20 @@ def _late(statement_timeout_ms: int) -> str:
     return f"the database did not answer within the statement timeout ({statement_timeout_ms} ms)"
 
 
-def _batches(cursor: Any) -> Any:
-    """The result's record batches. Not `fetch_record_batch()`: that hands out pyarrow's own reader,
-    which turns an error in mid-stream (a filter value the server cannot cast, the statement
-    timeout) into a bare OSError, without the SQLSTATE the errors are told apart by. The driver's
-    wrapper (what its `fetch_arrow_table()` reads through) keeps it. It is not public API: the
-    version is pinned in constraints.txt, and a driver without it still reads (errors in mid-stream
-    are then DEPENDENCY_UNAVAILABLE)."""
-    results = getattr(cursor, "_results", None)
-    reader = getattr(results, "reader", None)
-    return reader if reader is not None else cursor.fetch_record_batch()
+class _Slots:
+    """Spare connections for the extra parts of split reads, taken without waiting: a read that
+    finds none reads in one stream."""
 
+    def __init__(self, n: int) -> None:
+        self._lock = threading.Lock()
+        self._free = n
 
-def _checked(batches: Any, handle: ReadHandle) -> Iterator[Any]:
-    for batch in batches:
-        handle.checkpoint()  # an abandoned read stops converting at the next batch
-        yield batch
+    def take(self, wanted: int) -> int:
+        with self._lock:
+            taken = max(0, min(wanted, self._free))
+            self._free -= taken
+            return taken
+
+    def give(self, n: int) -> None:
+        with self._lock:
+            self._free += n
