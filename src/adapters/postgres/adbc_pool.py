@@ -8,12 +8,13 @@ loop.
   sent on it, and if the connection turns out dead (the database restarted while it was idle) that
   statement is sent again on a fresh one, so a restart costs one reconnect, never a failed request.
   A connection goes back to the pool only after a read that ended with its transaction rolled back
-  cleanly; any other failure closes it.
+  cleanly; a lost connection, an abandoned read or a result left half-read (a rollback would first
+  drain it) closes it.
 - Giving up. When the caller stops waiting (cancelled, or past the timeout), `ReadHandle.abandon`
-  asks the server to cancel the running statement, from a thread of its own because a cancel request
-  opens a new connection, which a dead network would block. The read's thread then fails or
-  finishes on its own and closes its connection; TCP keepalives bound how long it can wait on a
-  network that went silent.
+  asks the server to cancel the running statements (of every connection the read uses), from a
+  thread of its own because a cancel request opens a new connection, which a dead network would
+  block. The read's threads then fail or finish on their own and close their connections; TCP
+  keepalives bound how long they can wait on a network that went silent.
 """
 
 from __future__ import annotations

@@ -35,7 +35,8 @@ SELECT t.table_schema::text AS table_schema,
        k.reltuples AS estimated_rows,
        k.relkind AS relation_kind,
        k.pages AS pages,
-       current_setting('server_version_num')::int AS server_version
+       current_setting('server_version_num')::int >= 140000 AND NOT pg_catalog.pg_is_in_recovery()
+         AS split_reads
 FROM information_schema.tables AS t
 LEFT JOIN information_schema.columns AS c
   ON c.table_schema = t.table_schema AND c.table_name = t.table_name
@@ -90,8 +91,9 @@ class CatalogueTable:
     # the pages the relation has now: what a read split by page ranges needs to know.
     kind: str = ""
     pages: int = 0
-    # A read split by page ranges needs TID range scans (PostgreSQL 14): before, each part scans all.
-    tid_range_scans: bool = False
+    # A read split by page ranges needs TID range scans (PostgreSQL 14; before, each part would scan
+    # everything) and an exported snapshot, which a standby (in recovery) cannot export.
+    split_reads: bool = False
 
     @property
     def sql(self) -> str:
@@ -182,7 +184,7 @@ def catalogue_table(
         -1.0 if estimate is None else float(estimate),
         kind=first.get("relation_kind") or "",
         pages=int(first.get("pages") or 0),
-        tid_range_scans=int(first.get("server_version") or 0) >= 140000,
+        split_reads=bool(first.get("split_reads")),
     )
 
 

@@ -7,10 +7,10 @@ long as `psql \\copy` takes for everything; with parts, the client decodes and t
 as many cores as there are parts.
 
 When (`parts`): a plain or materialised table (views and partitioned tables have no page ranges of
-their own), PostgreSQL 14 or later (TID range scans; before, every part would scan the whole table),
-a read of every matching row (a request `limit` takes "the first rows the server returns", which
-parts cannot reproduce), and a large one (the count, or the planner's estimate, at least
-`split_rows`), with spare connections.
+their own), PostgreSQL 14 or later (TID range scans; before, every part would scan the whole table)
+and not a standby (which cannot export a snapshot), a read of every matching row (a request
+`limit` takes "the first rows the server returns", which parts cannot reproduce), and a large one
+(the count, or the planner's estimate, at least `split_rows`), with spare connections.
 
 Same rows: each part imports the load's snapshot (`pg_export_snapshot`), sets the same session
 settings and bound values, and reads the rows stored in its pages; the parts in page order are the
@@ -74,7 +74,7 @@ def parts(
     table: CatalogueTable, plan: ReadPlan, expected_rows: float, *, streams: int, split_rows: int
 ) -> int:
     """How many parts to read in (1: one stream)."""
-    if streams < 2 or not plan.every_match or table.kind not in _SPLIT_KINDS or not table.tid_range_scans:
+    if streams < 2 or not plan.every_match or table.kind not in _SPLIT_KINDS or not table.split_reads:
         return 1
     if expected_rows < split_rows or table.pages < 2 * streams:
         return 1
