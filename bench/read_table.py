@@ -5,9 +5,9 @@ each method, then the next round) so a neighbour's burst of load hits every meth
 table shows medians. The default is the comparison the issue asks for, in one command:
 
 - `adapter`        SqlDatasetSource.load, the worker's read: catalogue lookup, row count, then ADBC's
-                   binary COPY into Arrow batches, each turned into polars, in 2 parts (page ranges
-                   on 2 connections in one snapshot, decoded in 2 threads)
-- `adapter_1stream` the same in one stream (`streams=1`)
+                   binary COPY into Arrow batches, each turned into polars
+- `adapter_2streams` the same in 2 parts (`streams=2`: page ranges on 2 connections in one
+                   snapshot, decoded in 2 threads)
 - `copy_csv`       the previous reader: the same checks over asyncpg, `COPY ... TO STDOUT (FORMAT csv)`
                    parsed by polars in batches (bench/copy_csv_reader.py, kept here to compare)
 - `psql_devnull`   `psql -c "\\copy (SELECT ...) to /dev/null"`: the wall time of the psql process,
@@ -65,7 +65,7 @@ from copy_csv_reader import copy_csv_load  # noqa: E402
 from domain.data import TableRef  # noqa: E402
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-COMPARISON = ("adapter", "adapter_1stream", "copy_csv", "psql_devnull")
+COMPARISON = ("adapter", "adapter_2streams", "copy_csv", "psql_devnull")
 METHODS = (
     *COMPARISON,
     *("adbc", "adbc_bound", "fetch", "cursor", "copy_binary", "binary_wire", "psql_reference"),
@@ -164,8 +164,8 @@ async def m_adapter(o: Options) -> pl.DataFrame:
     return dataset.frame  # type: ignore[attr-defined, no-any-return]
 
 
-async def m_adapter_1stream(o: Options) -> pl.DataFrame:
-    source = SqlDatasetSource(o.dsn, streams=1)
+async def m_adapter_2streams(o: Options) -> pl.DataFrame:
+    source = SqlDatasetSource(o.dsn, streams=2)
     try:
         dataset = await source.load(TableRef(o.shape.table), max_rows=o.max_rows)
     finally:
@@ -441,14 +441,14 @@ def measure(args: argparse.Namespace, methods: list[str]) -> dict[str, dict[str,
 def report(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
     reference = results.get(REFERENCE)
     print(
-        f"\n{'method':<16}{'rows/s':>11}{'wall s':>8}{'client cpu s':>14}{'server cpu s':>14}"
+        f"\n{'method':<17}{'rows/s':>10}{'wall s':>8}{'client cpu s':>14}{'server cpu s':>14}"
         f"{'peak RSS MB':>13}{'(imports)':>11}{'speed vs psql':>15}"
     )
     for method, r in results.items():
         ratio = f"{reference['seconds'] / r['seconds']:.2f}x" if reference else "-"
         rss = r["child_peak_rss_mb"] if method.startswith("psql") else r["peak_rss_mb"]
         print(
-            f"{method:<16}{args.rows / r['seconds']:>11,.0f}{r['seconds']:>8.2f}{r['cpu_seconds']:>14.2f}"
+            f"{method:<17}{args.rows / r['seconds']:>10,.0f}{r['seconds']:>8.2f}{r['cpu_seconds']:>14.2f}"
             f"{r['server_cpu_seconds']:>14.2f}{rss:>13.0f}{r['baseline_rss_mb']:>11.0f}{ratio:>15}"
         )
     print(

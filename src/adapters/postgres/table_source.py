@@ -8,8 +8,9 @@ How a request becomes a read, one module per step:
   is refused (PAYLOAD_TOO_LARGE), never silently sampled.
 - `arrow_reader`: the values, streamed by the ADBC driver as binary COPY into Arrow batches, each
   turned into polars; its docstring has the type mapping.
-- `split_read`: a large read of a whole table (or of every row matching the filters) in `streams`
-  parts, page ranges read on as many connections in the load's snapshot, decoded in parallel.
+- `split_read`: with `streams` > 1, a large read of a whole table (or of every row matching the
+  filters) in parts: page ranges read on as many connections in the load's snapshot, decoded in
+  parallel.
 - `adbc_pool`, `engine` and `errors`: the connections, the URL, and driver errors turned into the
   port's errors.
 
@@ -76,7 +77,10 @@ class SqlDatasetSource(DatasetSource[pl.DataFrame]):
         batch_bytes: int = 16 << 20,
         connect_timeout_s: float = 5.0,
         connections: int = 8,
-        streams: int = 2,
+        # One stream by default: on the shared 2-core bench machine 2 parts cost ~17% more CPU and
+        # were slower (bench/read_table.py, adapter vs adapter_2streams); they pay where the client
+        # has cores to spare (a remote database). Re-measure on a quiet machine before changing it.
+        streams: int = 1,
         split_rows: int = 200_000,
     ) -> None:
         if not allowed_schemas:
