@@ -77,9 +77,10 @@ class SqlDatasetSource(DatasetSource[pl.DataFrame]):
         batch_bytes: int = 16 << 20,
         connect_timeout_s: float = 5.0,
         connections: int = 8,
-        # One stream by default: on the shared 2-core bench machine 2 parts cost ~17% more CPU and
-        # were slower (bench/read_table.py, adapter vs adapter_2streams); they pay where the client
-        # has cores to spare (a remote database). Re-measure on a quiet machine before changing it.
+        # One stream by default: on the shared 2-core bench machine (database on the same cores) 2
+        # parts were between 0.8x and 1.1x the speed of one over four runs, CPU within noise
+        # (bench/read_table.py, adapter vs adapter_2streams). They should pay where the client has
+        # cores of its own (a remote database): measure there before changing the default.
         streams: int = 1,
         split_rows: int = 200_000,
     ) -> None:
