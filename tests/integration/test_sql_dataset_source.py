@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+import adbc_driver_manager.dbapi
 import asyncpg
 import polars as pl
 import pytest
@@ -25,7 +26,7 @@ from sqlalchemy.engine import make_url
 from tcp_proxy import TcpProxy
 
 from adapters.frames import PolarsDataset
-from adapters.postgres.engine import asyncpg_engine_target, schema_from_url
+from adapters.postgres.engine import libpq_conninfo, schema_from_url
 from adapters.postgres.table_source import SqlDatasetSource
 from application.errors import DependencyUnavailable, PayloadTooLarge
 from domain.data import ColumnKind, InlineRows, TableRef
@@ -341,11 +342,12 @@ async def test_limit_bounds_the_rows(sql_source: SqlDatasetSource) -> None:
     assert set(frame["tenantId"].to_list()) == {"t2"}
 
 
-@pytest.mark.parametrize("batch_rows", [1, 7, 100_000])
+@pytest.mark.parametrize("batch_bytes", [1, 3_000, 16 << 20])
 async def test_batches_are_cut_between_records_only(
-    sql_dsn: str, sql_schemas: Schemas, batch_rows: int
+    sql_dsn: str, sql_schemas: Schemas, batch_bytes: int
 ) -> None:
-    source = SqlDatasetSource(sql_dsn, allowed_schemas=(sql_schemas.main,), batch_rows=batch_rows)
+    # One row per batch, a few rows, everything in one: the frame is the same.
+    source = SqlDatasetSource(sql_dsn, allowed_schemas=(sql_schemas.main,), batch_bytes=batch_bytes)
     try:
         frame = (await load_frame(source, TableRef("ds_many", filters=MANY_TENANTS))).sort("id")
     finally:
@@ -387,11 +389,14 @@ async def test_unknown_names_are_named_in_the_error(sql_source: SqlDatasetSource
 
 @pytest.fixture
 def sql_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every SQL text sent through asyncpg while the test runs, as "method: text" (bound arguments
-    are not SQL)."""
+    """Every SQL text sent through the drivers while the test runs (the table source's ADBC cursors,
+    and asyncpg), as "method: text" (bound arguments are not SQL)."""
     seen: list[str] = []
-    for method in ("execute", "fetch", "fetchval", "fetchrow", "copy_from_query", "prepare", "cursor"):
-        original = getattr(asyncpg.connection.Connection, method)
+    spied = [(asyncpg.connection.Connection, m) for m in ("execute", "fetch", "fetchval", "fetchrow",
+             "copy_from_query", "prepare", "cursor")]  # fmt: skip
+    spied += [(adbc_driver_manager.dbapi.Cursor, m) for m in ("execute", "executemany", "adbc_prepare")]
+    for owner, method in spied:
+        original = getattr(owner, method)
 
         def spy(
             self: Any,
@@ -404,7 +409,7 @@ def sql_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             seen.append(f"{__method}: {query}")
             return __original(self, query, *args, **kwargs)
 
-        monkeypatch.setattr(asyncpg.connection.Connection, method, spy)
+        monkeypatch.setattr(owner, method, spy)
     return seen
 
 
@@ -469,9 +474,9 @@ async def test_more_rows_than_max_rows_without_limit_is_payload_too_large(
         await sql_source.load(TableRef("ds_many", filters=MANY_TENANTS), max_rows=MANY - 1)
     assert "limit" in error.value.message
     assert str(MANY - 1) in error.value.message
-    # Refused on a count, before any row was copied.
-    assert any(sql.startswith("fetchval: SELECT count(*)") for sql in sql_statements)
-    assert not any(sql.startswith("copy_from_query") for sql in sql_statements)
+    # Refused on a count, before any row was read: the only statement naming the table is the count.
+    naming = [sql for sql in sql_statements if '"ds_many"' in sql]
+    assert naming and all(sql.startswith("execute: SELECT count(*)") for sql in naming)
     everyone = TableRef("ds_many", filters=MANY_TENANTS)
     assert (await load_frame(sql_source, everyone, max_rows=MANY)).height == MANY
     hundred = TableRef("ds_many", filters=MANY_TENANTS, limit=100)
@@ -486,7 +491,7 @@ async def test_more_rows_than_max_rows_without_limit_is_payload_too_large(
 async def test_stale_statistics_cannot_let_too_many_rows_through(sql_dsn: str, sql_schemas: Schemas) -> None:
     # The estimate says 10 rows, so no count is made first: the read itself (limited to max_rows + 1
     # rows, in small batches here) must refuse all the same.
-    source = SqlDatasetSource(sql_dsn, allowed_schemas=(sql_schemas.main,), batch_rows=100)
+    source = SqlDatasetSource(sql_dsn, allowed_schemas=(sql_schemas.main,), batch_bytes=100)
     total = STALE_ANALYSED + STALE_ADDED
     try:
         for _ in range(2):
@@ -630,6 +635,34 @@ async def test_recovers_when_the_database_comes_back(sql_schemas: Schemas) -> No
         await proxy.stop()
 
 
+async def test_a_silent_network_is_given_up_on_after_the_statement_timeout(sql_schemas: Schemas) -> None:
+    # The server's statement timeout cannot help when nothing reaches it: the source stops waiting
+    # for its (synchronous) driver after the timeout plus the connect timeout, and recovers after.
+    proxy = TcpProxy(DSN_PARTS.host or "127.0.0.1", DSN_PARTS.port or 5432)
+    await proxy.start()
+    source = SqlDatasetSource(
+        dsn_with(host="127.0.0.1", port=proxy.port),
+        allowed_schemas=(sql_schemas.main,),
+        statement_timeout_ms=500,
+        connect_timeout_s=1,
+    )
+    ref = TableRef("ds_customers")
+    try:
+        assert (await load_frame(source, ref)).height == len(CUSTOMERS)  # a pooled connection now
+        proxy.pause()
+        started = time.monotonic()
+        with pytest.raises(DependencyUnavailable) as error:
+            await source.load(ref, max_rows=BIG)
+        assert "statement timeout" in error.value.message
+        assert time.monotonic() - started < 5  # 1.5 s budget; unguarded, it would wait for TCP keepalives
+        proxy.resume()
+        for _ in range(2):
+            assert (await load_frame(source, ref)).height == len(CUSTOMERS)
+    finally:
+        await source.close()
+        await proxy.stop()
+
+
 async def test_check_is_none_when_the_database_answers(sql_source: SqlDatasetSource) -> None:
     assert await sql_source.check() is None
 
@@ -653,14 +686,25 @@ async def test_platform_url_forms_work(sql_dsn: str, sql_schemas: Schemas, url: 
 
 
 def test_url_translation() -> None:
-    url, args = asyncpg_engine_target(
-        "postgres://u:p%40ss@db:6543/app?sslmode=require&schema=x&pgbouncer=true"
+    conninfo = libpq_conninfo(
+        "postgres://u:p%40ss@db:6543/app?sslmode=require&schema=x&pgbouncer=true&connection_limit=5",
+        connect_timeout_s=0.5,
     )
-    assert url.drivername == "postgresql+asyncpg"
-    assert (url.username, url.password, url.host, url.port, url.database) == ("u", "p@ss", "db", 6543, "app")
-    assert dict(url.query) == {"prepared_statement_cache_size": "0"}
-    assert args == {"ssl": "require", "statement_cache_size": 0}
+    params = dict(part.split("=", 1) for part in conninfo.split(" "))
+    assert {k: params[k] for k in ("host", "port", "user", "password", "dbname", "sslmode")} == {
+        "host": "'db'",
+        "port": "'6543'",
+        "user": "'u'",
+        "password": "'p@ss'",
+        "dbname": "'app'",
+        "sslmode": "'require'",
+    }
+    assert params["connect_timeout"] == "'2'"  # libpq's smallest
+    assert params["application_name"] == "'ml-worker'"
+    assert not {"schema", "pgbouncer", "connection_limit"} & set(params)  # libpq would refuse them
+    quoted = libpq_conninfo("postgresql://u:it's%20a%5Cpw@db/app", connect_timeout_s=5)
+    assert "password='it\\'s a\\\\pw'" in quoted
     with pytest.raises(ValueError):
-        asyncpg_engine_target("mysql://u@db/app")
+        libpq_conninfo("mysql://u@db/app", connect_timeout_s=5)
     assert schema_from_url("postgresql://u@db/app?schema=tenant_data") == "tenant_data"
     assert schema_from_url("postgresql://u@db/app") is None

@@ -32,12 +32,19 @@ SELECT t.table_schema::text AS table_schema,
        c.data_type::text AS data_type,
        c.udt_schema::text AS udt_schema,
        c.udt_name::text AS udt_name,
-       (SELECT k.reltuples FROM pg_catalog.pg_class AS k
-          JOIN pg_catalog.pg_namespace AS n ON n.oid = k.relnamespace
-         WHERE n.nspname = t.table_schema::text AND k.relname = t.table_name::text) AS estimated_rows
+       k.reltuples AS estimated_rows,
+       k.relkind AS relation_kind,
+       k.pages AS pages,
+       current_setting('server_version_num')::int >= 140000 AND NOT pg_catalog.pg_is_in_recovery()
+         AS split_reads
 FROM information_schema.tables AS t
 LEFT JOIN information_schema.columns AS c
   ON c.table_schema = t.table_schema AND c.table_name = t.table_name
+LEFT JOIN LATERAL (
+  SELECT r.reltuples, r.relkind::text AS relkind,
+         pg_catalog.pg_relation_size(r.oid) / current_setting('block_size')::bigint AS pages
+    FROM pg_catalog.pg_class AS r JOIN pg_catalog.pg_namespace AS n ON n.oid = r.relnamespace
+   WHERE n.nspname = t.table_schema::text AND r.relname = t.table_name::text) AS k ON true
 WHERE t.table_schema::text = ANY($1::text[]) AND t.table_name::text = $2::text
 ORDER BY array_position($1::text[], t.table_schema::text), c.ordinal_position
 """
@@ -80,6 +87,13 @@ class CatalogueTable:
     columns: Mapping[str, CatalogueColumn]
     # The planner's estimate (pg_class.reltuples): -1 or 0 when unknown, e.g. never analysed or a view.
     estimated_rows: float
+    # pg_class.relkind ("r" a table, "v" a view, "m" a materialised view, "p" partitioned, ...) and
+    # the pages the relation has now: what a read split by page ranges needs to know.
+    kind: str = ""
+    pages: int = 0
+    # A read split by page ranges needs TID range scans (PostgreSQL 14; before, each part would scan
+    # everything) and an exported snapshot, which a standby (in recovery) cannot export.
+    split_reads: bool = False
 
     @property
     def sql(self) -> str:
@@ -136,10 +150,16 @@ def checked_request(spec: TableRef, allowed_schemas: Sequence[str]) -> TableRequ
     return TableRequest(schema, table, columns, dict(spec.filters), limit)
 
 
-async def resolve_table(conn: Any, request: TableRequest, allowed_schemas: Sequence[str]) -> CatalogueTable:
-    """The table the request names, from the first allowed schema that has it."""
+def catalogue_query(request: TableRequest, allowed_schemas: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+    """The lookup of the table the request names, with its parameters (`$1` schemas, `$2` name)."""
     schemas = [request.schema] if request.schema is not None else list(allowed_schemas)
-    rows = await conn.fetch(_CATALOGUE_SQL, schemas, request.table)
+    return _CATALOGUE_SQL, (schemas, request.table)
+
+
+def catalogue_table(
+    rows: Sequence[Mapping[str, Any]], request: TableRequest, allowed_schemas: Sequence[str]
+) -> CatalogueTable:
+    """The table the request names, from the first allowed schema that has it (the lookup's rows)."""
     if not rows:
         raise unknown_table(request, allowed_schemas)
     schema = rows[0]["table_schema"]
@@ -150,9 +170,16 @@ async def resolve_table(conn: Any, request: TableRequest, allowed_schemas: Seque
         for row in rows
         if row["table_schema"] == schema and row["column_name"] is not None
     }
-    estimate = rows[0]["estimated_rows"]
+    first = rows[0]
+    estimate = first["estimated_rows"]
     return CatalogueTable(
-        schema, rows[0]["table_name"], columns, -1.0 if estimate is None else float(estimate)
+        schema,
+        first["table_name"],
+        columns,
+        -1.0 if estimate is None else float(estimate),
+        kind=first.get("relation_kind") or "",
+        pages=int(first.get("pages") or 0),
+        split_reads=bool(first.get("split_reads")),
     )
 
 

@@ -1,50 +1,57 @@
-"""From a DATABASE_URL to asyncpg connections: the URL forms the platform sets, the table source's
-pool, and the raw driver connection COPY needs."""
+"""From a DATABASE_URL as the platform sets it to what each driver takes: a libpq connection string
+for the table source (ADBC), SQLAlchemy's asyncpg URL for the job store."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+import math
 
-import asyncpg
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.engine import make_url
 
-from adapters.postgres.errors import unavailable
-from domain.errors import WorkerError
+# Kept from the URL for libpq; anything else (Prisma's `schema`, `connection_limit`, `pgbouncer`...) is
+# dropped, because libpq refuses the whole URL over an unknown parameter.
+_LIBPQ_PARAMETERS = frozenset(
+    {"host", "port", "sslmode", "sslrootcert", "sslcert", "sslkey", "application_name"}
+)
+# TCP keepalives: a read whose network went silent (and that the event loop already gave up on)
+# ends after about idle + interval * count seconds instead of holding its thread forever.
+_KEEPALIVES = {
+    "keepalives": "1",
+    "keepalives_idle": "15",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+}
 
 
-def asyncpg_engine_target(url: str) -> tuple[URL, dict[str, Any]]:
-    """Turn a DATABASE_URL as the platform sets it into SQLAlchemy's asyncpg URL and connect args.
+def libpq_conninfo(url: str, *, connect_timeout_s: float) -> str:
+    """A DATABASE_URL as the platform sets it, as the libpq connection string ADBC takes.
 
-    `postgresql://` and `postgres://` become `postgresql+asyncpg://`. libpq's `sslmode` becomes
-    asyncpg's `ssl`, `application_name` a server setting and `pgbouncer=true` (Prisma) disables
-    prepared-statement caches; `host`/`port` are kept; other parameters (Prisma's `schema`,
-    `connection_limit`...) are dropped because asyncpg would reject them as unknown keywords.
+    `postgresql://` and `postgres://` are both accepted; `sslmode`, `application_name` (default
+    `ml-worker`), `host` and `port` are kept. `pgbouncer=true` needs nothing: the driver prepares
+    only unnamed statements, inside the read's one transaction, which a transaction-mode pooler
+    keeps on one server connection.
     """
     parsed = make_url(url)
     if parsed.drivername not in ("postgresql", "postgres", "postgresql+asyncpg"):
         raise ValueError(f"the SQL data source needs a postgresql:// URL, not {parsed.drivername}://")
-    connect_args: dict[str, Any] = {}
-    kept: dict[str, str] = {}
+    params: dict[str, object] = {
+        "host": parsed.host,
+        "port": parsed.port,
+        "user": parsed.username,
+        "password": parsed.password,
+        "dbname": parsed.database,
+        "application_name": "ml-worker",
+    }
     for key, raw in parsed.query.items():
-        value = raw if isinstance(raw, str) else raw[-1]
-        if key == "sslmode":
-            connect_args["ssl"] = value
-        elif key == "application_name":
-            connect_args["server_settings"] = {"application_name": value}
-        elif key == "pgbouncer":
-            if value.lower() in ("1", "true", "yes"):
-                # A transaction-mode pooler cannot keep named prepared statements between transactions.
-                connect_args["statement_cache_size"] = 0
-                kept["prepared_statement_cache_size"] = "0"
-        elif key in ("host", "port"):
-            kept[key] = value
-        # Anything else is dropped: asyncpg would refuse the worker's start over an unknown keyword.
-    return parsed.set(drivername="postgresql+asyncpg", query=kept), connect_args
+        if key in _LIBPQ_PARAMETERS:
+            params[key] = raw if isinstance(raw, str) else raw[-1]
+    # libpq counts whole seconds and treats anything below 2 as 2.
+    params["connect_timeout"] = max(2, math.ceil(connect_timeout_s))
+    params.update(_KEEPALIVES)
+    return " ".join(f"{key}={_conninfo_value(value)}" for key, value in params.items() if value is not None)
+
+
+def _conninfo_value(value: object) -> str:
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def schema_from_url(url: str) -> str | None:
@@ -63,54 +70,3 @@ def job_store_url(url: str) -> str:
     if parsed.drivername != "postgresql+asyncpg":
         raise ValueError(f"the PostgreSQL job store needs a postgresql:// URL, not {parsed.drivername}://")
     return parsed.render_as_string(hide_password=False)
-
-
-def table_engine(url: str, *, connect_timeout_s: float, statement_timeout_ms: int) -> AsyncEngine:
-    """The table source's small pool; connections are opened lazily, on the first read."""
-    engine_url, connect_args = asyncpg_engine_target(url)
-    server_settings = {"application_name": "ml-worker", **connect_args.pop("server_settings", {})}
-    return create_async_engine(
-        engine_url,
-        connect_args={
-            "timeout": connect_timeout_s,
-            # Client-side guard for a network that goes silent: the server's timeout plus slack.
-            "command_timeout": statement_timeout_ms / 1000 + connect_timeout_s,
-            "server_settings": server_settings,
-            **connect_args,
-        },
-        # A pooled connection is pinged before use, so a database restart costs one reconnect.
-        pool_pre_ping=True,
-        pool_size=4,
-        max_overflow=4,
-        pool_timeout=connect_timeout_s,
-    )
-
-
-@asynccontextmanager
-async def driver_connection(engine: AsyncEngine, connect_timeout_s: float) -> AsyncIterator[Any]:
-    """The asyncpg connection of a pooled SQLAlchemy connection (COPY needs the driver's API)."""
-    sa_conn = engine.connect()
-    try:
-        # Checkout may ping a dead pooled connection and then reconnect: two connect budgets.
-        async with asyncio.timeout(2 * connect_timeout_s):
-            await sa_conn.start()
-            raw = await sa_conn.get_raw_connection()
-    except BaseException:
-        await _quietly(sa_conn.close())
-        raise
-    try:
-        yield raw.driver_connection
-    except BaseException as exc:
-        # A server-side error (bad value, timeout) leaves the connection usable; anything else
-        # (lost socket, COPY cut short, cancellation) may leave it mid-protocol: never reuse it.
-        if not isinstance(exc, WorkerError | asyncpg.PostgresError) or unavailable(exc):
-            await _quietly(sa_conn.invalidate())
-        raise
-    finally:
-        await _quietly(sa_conn.close())
-
-
-async def _quietly(closing: Any) -> None:
-    # Cleanup after a failure must not replace the failure being reported.
-    with contextlib.suppress(Exception):
-        await closing

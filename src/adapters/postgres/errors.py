@@ -1,8 +1,10 @@
 """What PostgreSQL's and the drivers' errors mean for the ports: the one place both PostgreSQL
-adapters turn a driver error into DEPENDENCY_UNAVAILABLE, VALIDATION_ERROR or a genuine bug."""
+adapters (the job store on asyncpg, the table source on ADBC) turn a driver error into
+DEPENDENCY_UNAVAILABLE, VALIDATION_ERROR or a genuine bug."""
 
 from __future__ import annotations
 
+import adbc_driver_manager as adbc
 import asyncpg
 from sqlalchemy import exc as sa_exc
 
@@ -16,6 +18,10 @@ UNAVAILABLE_CLASSES = ("08", "28", "53", "57", "3D")
 QUERY_CANCELED = "57014"
 # A driver message echoed to a client of the table source is cut to this length.
 _SHOWN_REASON_CHARS = 200
+# ADBC statuses for a connection that failed or could not be made (a server-side error has a SQLSTATE).
+_ADBC_UNAVAILABLE = (adbc.AdbcStatusCode.IO, adbc.AdbcStatusCode.TIMEOUT, adbc.AdbcStatusCode.UNAUTHENTICATED)
+# The details' keys are bytes in the driver 1.13 (typed as str in its stubs): both are accepted.
+_ADBC_PRIMARY_MESSAGE: tuple[object, ...] = (b"PG_DIAG_MESSAGE_PRIMARY", "PG_DIAG_MESSAGE_PRIMARY")
 
 
 def sqlstate(exc: BaseException) -> str:
@@ -27,6 +33,11 @@ def sqlstate(exc: BaseException) -> str:
 
 
 def reason(exc: BaseException) -> str:
+    if isinstance(exc, adbc.Error):
+        # ADBC's text carries the whole statement; the server's own message is in the details.
+        for key, value in exc.details or ():
+            if key in _ADBC_PRIMARY_MESSAGE and value:
+                return value.decode("utf-8", "replace").strip()
     orig = getattr(exc, "orig", None)
     cause = orig if orig is not None else exc
     said = str(cause).strip()
@@ -41,6 +52,8 @@ def shown_reason(exc: BaseException) -> str:
 def unavailable(exc: BaseException) -> bool:
     """The table source's rule: the server or the connection failed, not the statement."""
     if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError | sa_exc.TimeoutError):
+        return True
+    if isinstance(exc, adbc.Error) and exc.status_code in _ADBC_UNAVAILABLE:
         return True
     if isinstance(exc, sa_exc.DBAPIError) and (
         exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError | sa_exc.OperationalError)

@@ -1,7 +1,11 @@
-"""The COPY reader: rows streamed as `COPY (SELECT ...) TO STDOUT (FORMAT csv)` and parsed by polars.
+"""The table source's previous reader, kept for `bench/read_table.py` to compare: rows streamed as
+`COPY (SELECT ...) TO STDOUT (FORMAT csv)` over asyncpg and parsed by polars, with the same checks as
+the adapter (catalogue lookup, bound filters and limit, row count, read-only repeatable-read
+transaction, statement timeout). The worker now reads through ADBC
+(`src/adapters/postgres/arrow_reader.py`); this file is the "today" of that comparison.
 
-Measured by `bench/read_table.py`, this is several times faster than asyncpg `fetch` or cursor
-batches, which build one Python object per value.
+It was several times faster than asyncpg `fetch` or cursor batches, which build one Python object
+per value.
 
 - Memory. The COPY stream is cut into batches of about `batch_rows` whole records; each batch is
   parsed in a worker thread while the next one arrives, with at most two batches of CSV text held.
@@ -19,9 +23,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import polars as pl
 
-from adapters.postgres.catalogue import FLOAT_TYPES, CatalogueColumn
+from adapters.postgres.arrow_reader import SESSION_SQL
+from adapters.postgres.catalogue import (
+    FLOAT_TYPES,
+    CatalogueColumn,
+    catalogue_query,
+    catalogue_table,
+    checked_request,
+    selected_columns,
+)
+from adapters.postgres.read_plan import plan_read, too_large
+from domain.data import TableRef
 
 _TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S%.f"
 _TIME_FORMAT = "%H:%M:%S%.f"
@@ -30,18 +45,45 @@ _INTEGER_DTYPES: Mapping[str, pl.DataType] = {
     "integer": pl.Int32(),
     "bigint": pl.Int64(),
 }
-# The text forms the parsers below expect, whatever the server's defaults: ISO dates, UTC, and
-# floats written shortest-exact. Set per transaction with the read's statement timeout.
-_SESSION_SQL = (
-    "SELECT set_config('statement_timeout', $1, true), set_config('DateStyle', 'ISO, YMD', true),"
-    " set_config('TimeZone', 'UTC', true), set_config('extra_float_digits', '1', true)"
-)
 
 Converter = Callable[[pl.Series], pl.Series]
 
 
-async def prepare_session(conn: Any, statement_timeout_ms: int) -> None:
-    await conn.execute(_SESSION_SQL, str(statement_timeout_ms))
+async def copy_csv_load(
+    dsn: str,
+    table_name: str,
+    *,
+    max_rows: int,
+    batch_rows: int = 100_000,
+    statement_timeout_ms: int = 60_000,
+    allowed_schemas: tuple[str, ...] = ("public",),
+) -> pl.DataFrame:
+    """What `SqlDatasetSource.load` did before ADBC, on one fresh asyncpg connection."""
+    request = checked_request(TableRef(table_name), allowed_schemas)
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            # The same text forms (ISO dates, UTC, shortest-exact floats) the parsers below expect.
+            await conn.execute(SESSION_SQL, str(statement_timeout_ms))
+            sql, params = catalogue_query(request, allowed_schemas)
+            table = catalogue_table(await conn.fetch(sql, *params), request, allowed_schemas)
+            plan = plan_read(table, selected_columns(table, request), request, max_rows)
+            await conn.execute(plan.settings_sql, *plan.setting_values)
+            if plan.count_first and await conn.fetchval(plan.count_sql) > max_rows:
+                raise too_large(request, max_rows)
+            decoding = csv_decoding(plan.columns)
+            frame = await copy_frame(
+                conn,
+                plan.select_sql(decoding.select),
+                decoding,
+                batch_rows=batch_rows,
+                timeout_s=statement_timeout_ms / 1000 + 5,
+            )
+    finally:
+        await conn.close()
+    if frame.height > max_rows:
+        raise too_large(request, max_rows)
+    return frame
 
 
 @dataclass(frozen=True)
