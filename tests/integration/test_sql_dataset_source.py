@@ -646,7 +646,7 @@ async def test_a_silent_network_is_given_up_on_after_the_statement_timeout(sql_s
         statement_timeout_ms=500,
         connect_timeout_s=1,
     )
-    ref = TableRef("ds_customers")
+    ref = TableRef("ds_customers", filters=ALL_TENANTS)
     try:
         assert (await load_frame(source, ref)).height == len(CUSTOMERS)  # a pooled connection now
         proxy.pause()

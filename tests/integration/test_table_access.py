@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import adbc_driver_manager.dbapi
 import asyncpg
 import pytest
 
@@ -106,16 +107,20 @@ async def make_source(schema: str) -> AsyncIterator[Callable[..., SqlDatasetSour
 
 @pytest.fixture
 def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every SQL text sent through asyncpg while the test runs."""
+    """Every SQL text sent through the drivers while the test runs (the table source's ADBC cursors,
+    and asyncpg)."""
     seen: list[str] = []
-    for method in ("execute", "fetch", "fetchval", "fetchrow", "copy_from_query", "prepare", "cursor"):
-        original = getattr(asyncpg.connection.Connection, method)
+    spied = [(asyncpg.connection.Connection, m) for m in ("execute", "fetch", "fetchval", "fetchrow",
+             "copy_from_query", "prepare", "cursor")]  # fmt: skip
+    spied += [(adbc_driver_manager.dbapi.Cursor, m) for m in ("execute", "executemany", "adbc_prepare")]
+    for owner, method in spied:
+        original = getattr(owner, method)
 
         def spy(self: Any, query: str, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
             seen.append(query)
             return __original(self, query, *args, **kwargs)
 
-        monkeypatch.setattr(asyncpg.connection.Connection, method, spy)
+        monkeypatch.setattr(owner, method, spy)
     return seen
 
 
