@@ -120,7 +120,7 @@ def frame_from_arrow(table: pa.Table, where: str) -> pl.DataFrame:
     return normalised(frame, where)
 
 
-def arrow_stream_frame(content: bytes, max_rows: int, where: str) -> pl.DataFrame:
+def arrow_stream_frame(content: bytes | bytearray, max_rows: int, where: str) -> pl.DataFrame:
     """An Arrow IPC stream, read batch by batch so that more rows than `max_rows` are refused
     without reading the rest. Its buffers stay in `content`'s memory (no copy), and each batch is
     fully validated first: the bytes come from the network, and a bad offset must be a 400, not a
@@ -148,11 +148,11 @@ def arrow_stream_frame(content: bytes, max_rows: int, where: str) -> pl.DataFram
     return frame_from_arrow(table, where)
 
 
-def parquet_frame(source: str | bytes, max_rows: int, where: str) -> pl.DataFrame:
+def parquet_frame(source: str | bytes | bytearray, max_rows: int, where: str) -> pl.DataFrame:
     """A Parquet file (a path, or the bytes of one). Its row count comes from the footer, so an
     oversized file is refused before any column is decoded."""
     try:
-        parquet = pq.ParquetFile(pa.BufferReader(source) if isinstance(source, bytes) else source)
+        parquet = pq.ParquetFile(source if isinstance(source, str) else pa.BufferReader(source))
         if parquet.metadata.num_rows > max_rows:
             raise _too_many_rows(where, parquet.metadata.num_rows, max_rows)
         check_width(len(parquet.schema_arrow), where)

@@ -64,7 +64,7 @@ class EncodedData:
     body itself. Decoding it is the data source's work, so that it happens where the frame is built
     and never on the event loop."""
 
-    content: bytes = field(repr=False)
+    content: bytes | bytearray = field(repr=False)
     format: EncodedFormat
 
 

@@ -216,3 +216,20 @@ async def test_other_media_types_are_still_415(client: httpx.AsyncClient, media_
         await post(client, "/train/gbm", body, media_type, TRAINING), 415, "UNSUPPORTED_MEDIA_TYPE"
     )
     assert ARROW in error["message"] and PARQUET in error["message"]
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_a_body_arriving_in_pieces_is_read_whole(client: httpx.AsyncClient, declared: bool) -> None:
+    body = encoded(customers(), ARROW)
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 1000):
+            yield body[start : start + 1000]
+
+    headers = {"Content-Type": ARROW, **({"Content-Length": str(len(body))} if declared else {})}
+    answer = await client.post(
+        "/train/gbm?request=" + quote(json.dumps(TRAINING)), content=pieces(), headers=headers
+    )
+    assert ("content-length" in answer.request.headers) is declared
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["metrics"]["trainingSamples"] == 400

@@ -78,10 +78,27 @@ def _fields_of_binary_request(text: str | None, model: type[M]) -> M:
     return model.model_validate({**fields, "data": _NO_DATA})
 
 
+async def read_body(request: Request) -> bytes | bytearray:
+    """The whole body. With a Content-Length, its chunks are copied into one buffer of that size as
+    they arrive: Starlette's `request.body()` keeps them all and joins them at the end, so a large
+    body is briefly in memory twice (the middleware has already refused one over the limit)."""
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit():
+        return await request.body()
+    buffer = bytearray(int(declared))
+    view = memoryview(buffer)
+    filled = 0
+    async for chunk in request.stream():
+        view[filled : filled + len(chunk)] = chunk
+        filled += len(chunk)
+    # The HTTP parser holds a body to its Content-Length; a short one ends in a disconnect above.
+    return buffer if filled == len(buffer) else buffer[:filled]
+
+
 async def read_request(request: Request, model: type[M]) -> ParsedRequest[M]:
     media_type = _media_type(request)
     started = time.perf_counter()
-    body = await request.body()
+    body = await read_body(request)
     received = time.perf_counter()
     parameter = request.query_params.get(FIELDS_PARAMETER)
     data: DataSpec

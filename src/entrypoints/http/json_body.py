@@ -41,7 +41,7 @@ _FIRST_ROW_TRIES = 64
 _FIRST_ROW_WINDOW = 1024 * 1024
 
 
-def decode_json_request(body: bytes, model: type[M]) -> M:
+def decode_json_request(body: bytes | bytearray, model: type[M]) -> M:
     """The request, its `data` as `c.InlineColumns` (rows turned into columns) on the fast paths.
 
     Raises pydantic's ValidationError (invalid JSON, or content the contract refuses)."""
@@ -77,7 +77,7 @@ def _plain_columns(document: Any) -> dict[str, list[Any]] | None:
     return columns
 
 
-def _rows_request(body: bytes, model: type[M]) -> M | None:
+def _rows_request(body: bytes | bytearray, model: type[M]) -> M | None:
     try:
         top = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
     except msgspec.MsgspecError:

@@ -25,5 +25,5 @@ def data_spec(source: c.InlineRows | c.InlineColumns | c.TableData) -> DataSpec:
     )
 
 
-def encoded_data_spec(body: bytes, media_type: str) -> EncodedData:
+def encoded_data_spec(body: bytes | bytearray, media_type: str) -> EncodedData:
     return EncodedData(content=body, format=BINARY_MEDIA_TYPES[media_type])
