@@ -89,6 +89,10 @@ async def read_body(request: Request) -> bytes | bytearray:
     view = memoryview(buffer)
     filled = 0
     async for chunk in request.stream():
+        if filled + len(chunk) > len(buffer):  # uvicorn's parser never lets this happen; others might
+            raise UnreadableInput(
+                "the body is longer than its Content-Length", [field_error("body", "longer than declared")]
+            )
         view[filled : filled + len(chunk)] = chunk
         filled += len(chunk)
     # The HTTP parser holds a body to its Content-Length; a short one ends in a disconnect above.
