@@ -17,7 +17,6 @@ from application.ports import DatasetSource
 from domain.data import DataSpec, EncodedData, InlineColumns, InlineRows, Scalar
 from domain.errors import UnreadableInput, ValidationFailed, column_error, field_error
 
-__all__ = ["MAX_COLUMNS", "InlineDatasetSource", "frame_from_columns", "frame_from_rows"]
 _FORMAT_NAMES = {"arrow": "an Arrow IPC stream", "parquet": "a Parquet file"}
 
 
