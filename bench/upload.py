@@ -11,7 +11,8 @@ to the last byte (the `upload` stage of /train/gbm). Stacks:
                entrypoints/http/bodies.read_body (chunks copied into one buffer of Content-Length)
 - `starlette`  the same app reading it with Starlette's `request.body()` (chunks kept, then joined),
                which the service used before
-- `bare`       a bare ASGI app on the same uvicorn: the floor of the server side
+- `bare`       a bare ASGI receive loop (chunks kept, then joined) on the same uvicorn, for scale; it
+               is not a floor: receiving faster, it is handed more and smaller messages
 
 Clients, each sending the same bytes (read into memory before the clock starts):
 
