@@ -55,7 +55,20 @@ class FileRef:
     format: FileFormat | None = None  # None: from the file name's extension
 
 
-DataSpec = InlineRows | InlineColumns | TableRef | FileRef
+EncodedFormat = Literal["arrow", "parquet"]
+
+
+@dataclass(frozen=True)
+class EncodedData:
+    """Inline data still in a binary encoding (an Arrow IPC stream, a Parquet file): the request's
+    body itself. Decoding it is the data source's work, so that it happens where the frame is built
+    and never on the event loop."""
+
+    content: bytes | bytearray = field(repr=False)
+    format: EncodedFormat
+
+
+DataSpec = InlineRows | InlineColumns | TableRef | FileRef | EncodedData
 
 
 Frame = TypeVar("Frame", covariant=True)
@@ -83,6 +96,8 @@ def describe_spec(spec: DataSpec) -> dict[str, Any]:
         return {"source": "file", "path": spec.path, "format": spec.format}
     if isinstance(spec, InlineColumns):
         return {"source": "columns", "columns": len(spec.columns)}
+    if isinstance(spec, EncodedData):
+        return {"source": spec.format, "bytes": len(spec.content)}
     return {"source": "rows", "rows": len(spec.rows)}
 
 

@@ -25,6 +25,12 @@ class ValidationFailed(WorkerError):
     code = "VALIDATION_ERROR"
 
 
+class UnreadableInput(ValidationFailed):
+    """The request's bytes cannot be read as what they claim to be (JSON that does not parse, an
+    Arrow stream or Parquet file that is garbage or cut short): a malformed request rather than
+    wrong content, so the entrypoints answer it as such (400, not 422)."""
+
+
 class InsufficientData(WorkerError):
     """The data is valid but too small or too uniform for the analysis asked."""
 

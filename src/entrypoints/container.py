@@ -197,7 +197,7 @@ class Container(containers.DeclarativeContainer):
 
     max_rows = settings.provided.max_rows
     train_gbm = providers.Singleton(
-        TrainGbm, datasets, runner, trainer, max_rows, settings.provided.train_timeout_seconds
+        TrainGbm, datasets, runner, trainer, max_rows, settings.provided.train_timeout_seconds, clock
     )
     segment_customers = providers.Singleton(
         SegmentCustomers,

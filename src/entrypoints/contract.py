@@ -73,6 +73,24 @@ class DependencyStatus(BaseModel):
     reason: StrictStr | None = None
 
 
+class ArrowStreamBody(RootModel[bytes]):
+    root: Annotated[
+        bytes,
+        Field(
+            description='The data as an Arrow IPC stream (the streaming format, `tableToIPC(table, "stream")`; not the\nfile format). Columns hold numbers (integers, floats, decimals: numeric), text (plain or\ndictionary-encoded: categorical), booleans, dates, times, timestamps or durations, with nulls\nfor missing values; an all-null column is numeric. A column of any other type (lists,\nstructs, maps, binary, ...) is a `422` naming it; bytes that are not such a stream a `400`.\n'
+        ),
+    ]
+
+
+class ParquetBody(RootModel[bytes]):
+    root: Annotated[
+        bytes,
+        Field(
+            description='The data as a Parquet file, with the column types of `ArrowStreamBody`. Its row count is read\nfrom the footer first: more than `ML_WORKER_MAX_ROWS` is a `413` before anything is decoded.\n'
+        ),
+    ]
+
+
 class InlineRows(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
@@ -596,7 +614,7 @@ class TrainGbmRequest(BaseModel):
     data: Annotated[
         InlineRows | InlineColumns | TableData,
         Field(
-            description='Where the data comes from: inline records, inline columns (the fast path), or a table of\nthe platform database (needs `DATABASE_URL`).\n'
+            description='Where the data comes from: inline records, inline columns (the fast path for JSON), or a\ntable of the platform database (needs `DATABASE_URL`). Large inline data travels best as a\nbinary body instead (Arrow IPC stream or Parquet), with the other fields in `?request=`.\n'
         ),
     ]
     label: Annotated[
@@ -672,7 +690,7 @@ class TrainGbmResponse(BaseModel):
     durationMs: Annotated[
         dict[str, StrictFloat],
         Field(
-            description='Milliseconds per stage: parse (request body), prepare (encode), train, evaluate, dump (modelState), total (in the server).'
+            description='Milliseconds per stage: upload (reading the request body, its first byte to its last),\ndecode (body received to data frame built; for a table, its read), parse (upload +\ndecode, kept for older readers), prepare (encode), train, evaluate, dump (modelState),\ntotal (in the server).\n'
         ),
     ]
     library: Library
@@ -715,7 +733,7 @@ class SegmentsRequest(BaseModel):
     data: Annotated[
         InlineRows | InlineColumns | TableData,
         Field(
-            description='Where the data comes from: inline records, inline columns (the fast path), or a table of\nthe platform database (needs `DATABASE_URL`).\n'
+            description='Where the data comes from: inline records, inline columns (the fast path for JSON), or a\ntable of the platform database (needs `DATABASE_URL`). Large inline data travels best as a\nbinary body instead (Arrow IPC stream or Parquet), with the other fields in `?request=`.\n'
         ),
     ]
     fields: Annotated[
@@ -746,7 +764,7 @@ class PoliciesRequest(BaseModel):
     data: Annotated[
         InlineRows | InlineColumns | TableData,
         Field(
-            description='Where the data comes from: inline records, inline columns (the fast path), or a table of\nthe platform database (needs `DATABASE_URL`).\n'
+            description='Where the data comes from: inline records, inline columns (the fast path for JSON), or a\ntable of the platform database (needs `DATABASE_URL`). Large inline data travels best as a\nbinary body instead (Arrow IPC stream or Parquet), with the other fields in `?request=`.\n'
         ),
     ]
     fieldMap: Annotated[
@@ -796,7 +814,7 @@ class ContentRequest(BaseModel):
     data: Annotated[
         InlineRows | InlineColumns | TableData,
         Field(
-            description='Where the data comes from: inline records, inline columns (the fast path), or a table of\nthe platform database (needs `DATABASE_URL`).\n'
+            description='Where the data comes from: inline records, inline columns (the fast path for JSON), or a\ntable of the platform database (needs `DATABASE_URL`). Large inline data travels best as a\nbinary body instead (Arrow IPC stream or Parquet), with the other fields in `?request=`.\n'
         ),
     ]
     fieldMap: FieldMap1 | None = None

@@ -74,7 +74,12 @@ def _outcome(fixture: ParityFixture | None = None) -> GbmTrainingOutcome:
         ),
         feature_importance=(FeatureImportance("age", 1.0, True), FeatureImportance("zip", 0.0, False)),
         durations_ms=TrainingDurations(
-            prepare=1.0, train=2.0, evaluate=3.0, dump=4.0, parity_fixture=None if fixture is None else 5.0
+            prepare=1.0,
+            train=2.0,
+            evaluate=3.0,
+            dump=4.0,
+            parity_fixture=None if fixture is None else 5.0,
+            load=0.05,
         ),
         library_version="4.5.0",
         threads=2,
@@ -86,7 +91,7 @@ def _outcome(fixture: ParityFixture | None = None) -> GbmTrainingOutcome:
 def test_the_response_document_in_the_contracts_order() -> None:
     state = {"schema_version": 1, "trees": []}
     outcome = dataclasses.replace(_outcome(), model_state=state)
-    response = training_response(outcome, parse_ms=0.5, total_ms=11.0)
+    response = training_response(outcome, upload_ms=0.25, decode_ms=0.2, total_ms=11.0)
     assert list(response) == [
         "modelState", "metrics", "featureImportance", "durationMs", "library", "threads", "warnings"
     ]  # fmt: skip
@@ -109,8 +114,10 @@ def test_the_response_document_in_the_contracts_order() -> None:
         {"field": "age", "importance": 1.0, "selected": True},
         {"field": "zip", "importance": 0.0, "selected": False},
     ]
+    # decode: the entrypoint's part and the data source's load; parse: upload and decode together.
     assert list(response["durationMs"].items()) == [
-        ("parse", 0.5), ("prepare", 1.0), ("train", 2.0), ("evaluate", 3.0), ("dump", 4.0), ("total", 11.0)
+        ("upload", 0.25), ("decode", 0.25), ("parse", 0.5), ("prepare", 1.0), ("train", 2.0),
+        ("evaluate", 3.0), ("dump", 4.0), ("total", 11.0)
     ]  # fmt: skip
     assert response["library"] == {"name": "lightgbm", "version": "4.5.0"}
     assert response["threads"] == 2
@@ -121,7 +128,7 @@ def test_a_parity_fixture_comes_last_and_is_timed_before_the_total() -> None:
     fixture = ParityFixture(
         rows=({"age": None}, {"age": "Infinity"}), raw_scores=(0.1, 0.2), scores=(0.6, 0.7)
     )
-    response = training_response(_outcome(fixture), parse_ms=0.5, total_ms=11.0)
+    response = training_response(_outcome(fixture), upload_ms=0.25, decode_ms=0.2, total_ms=11.0)
     assert list(response)[-1] == "parityFixture"
     assert response["parityFixture"] == {
         "rows": [{"age": None}, {"age": "Infinity"}],

@@ -18,6 +18,7 @@ from domain.data import InlineColumns
 from domain.errors import ValidationFailed
 from domain.gbm.training import FeaturePlan, GbmParams, GbmTrainingOutcome, GbmTrainingSpec, plan_features
 from domain.progress import ProgressReporter, no_progress
+from support.clock import FakeClock
 
 
 class _RecordingTrainer(GbmTrainer[pl.DataFrame]):
@@ -42,7 +43,9 @@ def _columns(n: int = 40) -> dict[str, list[Any]]:
 
 
 def _use_case(trainer: GbmTrainer[Any]) -> TrainGbm:
-    return TrainGbm(InlineDatasetSource(), InlineRunner(), trainer, max_rows=1000, timeout_seconds=30)
+    return TrainGbm(
+        InlineDatasetSource(), InlineRunner(), trainer, max_rows=1000, timeout_seconds=30, clock=FakeClock()
+    )
 
 
 async def test_the_trainer_gets_the_plan_the_server_made() -> None:

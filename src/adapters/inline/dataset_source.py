@@ -1,5 +1,7 @@
-"""Inline data (`rows` or `columns` in the request body) into a polars frame, strictly typed: a
-column that mixes numbers and text is the caller's mistake and is reported by name."""
+"""Inline data into a polars frame: `rows` or `columns` of a JSON body, strictly typed (a column
+that mixes numbers and text is the caller's mistake and is reported by name), or a binary body (an
+Arrow IPC stream or a Parquet file), decoded here, in a worker thread, by the code the file source
+shares (adapters/columnar.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +10,14 @@ from collections.abc import Mapping, Sequence
 
 import polars as pl
 
+from adapters.columnar import MAX_COLUMNS, ReadFailure, arrow_stream_frame, parquet_frame
 from adapters.frames import FrameDataset, PolarsDataset
 from application.errors import PayloadTooLarge
 from application.ports import DatasetSource
-from domain.data import DataSpec, InlineColumns, InlineRows, Scalar
-from domain.errors import ValidationFailed, column_error, field_error
+from domain.data import DataSpec, EncodedData, InlineColumns, InlineRows, Scalar
+from domain.errors import UnreadableInput, ValidationFailed, column_error, field_error
 
-MAX_COLUMNS = 10_000
+_FORMAT_NAMES = {"arrow": "an Arrow IPC stream", "parquet": "a Parquet file"}
 
 
 def _series(name: str, values: Sequence[Scalar]) -> pl.Series:
@@ -78,12 +81,24 @@ def frame_from_rows(rows: Sequence[Mapping[str, Scalar]], max_rows: int) -> pl.D
     return frame_from_columns(columns, max_rows)
 
 
+def frame_from_encoded(data: EncodedData, max_rows: int) -> pl.DataFrame:
+    try:
+        if data.format == "arrow":
+            return arrow_stream_frame(data.content, max_rows, "the body")
+        return parquet_frame(data.content, max_rows, "the body")
+    except ReadFailure as failure:
+        message = f"the body is not {_FORMAT_NAMES[data.format]}: {failure.reason}"
+        raise UnreadableInput(message, [field_error("body", failure.reason)]) from None
+
+
 class InlineDatasetSource(DatasetSource[pl.DataFrame]):
     async def load(self, spec: DataSpec, *, max_rows: int) -> FrameDataset:
         if isinstance(spec, InlineColumns):
             frame = await asyncio.to_thread(frame_from_columns, spec.columns, max_rows)
         elif isinstance(spec, InlineRows):
             frame = await asyncio.to_thread(frame_from_rows, spec.rows, max_rows)
+        elif isinstance(spec, EncodedData):
+            frame = await asyncio.to_thread(frame_from_encoded, spec, max_rows)
         else:
             raise ValidationFailed(
                 "inline data must be `rows` or `columns`", [field_error("data", "not inline")]

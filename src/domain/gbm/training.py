@@ -180,13 +180,15 @@ def normalise_importance(gains: Mapping[str, float]) -> tuple[FeatureImportance,
 
 @dataclass(frozen=True)
 class TrainingDurations:
-    """Milliseconds per stage of one training in the worker."""
+    """Milliseconds per stage of one training: in the worker, but `load` (the data source reading or
+    decoding the data, in the server), which the use case adds."""
 
     prepare: float
     train: float
     evaluate: float
     dump: float
     parity_fixture: float | None = None  # only when the fixture was asked for
+    load: float = 0.0
 
 
 @dataclass(frozen=True)

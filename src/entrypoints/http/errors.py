@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from application.errors import Busy
-from domain.errors import WorkerError
+from domain.errors import UnreadableInput, WorkerError
 from entrypoints.http.responses import JsonResponse
 from entrypoints.http.validation import location, validation_details
 from entrypoints.presenters.jobs import wire_error
@@ -67,7 +67,8 @@ async def _worker_error(request: Request, exc: Exception) -> JsonResponse:
     assert isinstance(exc, WorkerError)
     # Domain errors name spec fields; the route said how its request spells them (routes.py).
     exc = wire_error(exc, getattr(request.state, "wire_names", None))
-    status = HTTP_STATUS.get(exc.code, 500)
+    # Bytes that cannot be read at all are a malformed request, as JSON that does not parse is.
+    status = 400 if isinstance(exc, UnreadableInput) else HTTP_STATUS.get(exc.code, 500)
     if status >= 500 and exc.code in ("INTERNAL", "WORKER_LOST"):
         log.error("request_failed", code=exc.code, error=exc.message)
     headers = {"Retry-After": str(exc.retry_after_seconds)} if isinstance(exc, Busy) else None

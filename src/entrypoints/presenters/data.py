@@ -1,10 +1,15 @@
-"""The `data` of every request: the contract's three inline and table forms to a DataSpec."""
+"""The `data` of every request to a DataSpec: the contract's inline and table forms of a JSON body,
+or a binary body (its media type says its encoding)."""
 
 from __future__ import annotations
 
-from domain.data import DataSpec, InlineColumns, InlineRows, TableRef
+from domain.data import DataSpec, EncodedData, EncodedFormat, InlineColumns, InlineRows, TableRef
 from entrypoints import contract as c
 from entrypoints.presenters.wire import names
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+PARQUET = "application/vnd.apache.parquet"
+BINARY_MEDIA_TYPES: dict[str, EncodedFormat] = {ARROW_STREAM: "arrow", PARQUET: "parquet"}
 
 
 def data_spec(source: c.InlineRows | c.InlineColumns | c.TableData) -> DataSpec:
@@ -20,3 +25,5 @@ def data_spec(source: c.InlineRows | c.InlineColumns | c.TableData) -> DataSpec:
     )
 
 
+def encoded_data_spec(body: bytes | bytearray, media_type: str) -> EncodedData:
+    return EncodedData(content=body, format=BINARY_MEDIA_TYPES[media_type])
