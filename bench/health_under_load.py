@@ -99,7 +99,9 @@ def main() -> None:
             def submit() -> None:
                 with httpx.Client(timeout=600) as uploader:
                     submitted["answer"] = uploader.post(
-                        f"{url}/analyze/segments", content=body, headers={"content-type": "application/json"}
+                        f"{url}/analyze/segments",
+                        content=(memoryview(body)[i : i + (1 << 20)] for i in range(0, len(body), 1 << 20)),
+                        headers={"content-type": "application/json", "content-length": str(len(body))},
                     )
 
             uploader = threading.Thread(target=submit)

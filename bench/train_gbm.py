@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -169,14 +170,21 @@ def target(server: Server, form: str) -> str:
     return f"{server.url}/train/gbm?request={urllib.parse.quote(json.dumps(REQUEST))}"
 
 
+def chunks(body: bytes, size: int = 1 << 20) -> Iterator[memoryview]:
+    view = memoryview(body)
+    for start in range(0, len(view), size):
+        yield view[start : start + size]
+
+
 def time_requests(server: Server, body: bytes, form: str, repeats: int) -> tuple[list[float], list[dict]]:
     times, stages = [], []
     with httpx.Client(timeout=900) as client:
         for _ in range(repeats):
             t = time.perf_counter()
-            answer = client.post(
-                target(server, form), content=body, headers={"content-type": MEDIA_TYPES[form]}
-            )
+            # 1 MB chunks with a Content-Length: httpx given one bytes object copies the unsent rest
+            # after every partial write (quadratic; bench/upload.py), which would time the client.
+            headers = {"content-type": MEDIA_TYPES[form], "content-length": str(len(body))}
+            answer = client.post(target(server, form), content=chunks(body), headers=headers)
             elapsed = time.perf_counter() - t
             if answer.status_code != 200:
                 raise RuntimeError(f"{form}: {answer.status_code} {answer.text[:300]}")
