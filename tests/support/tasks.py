@@ -94,3 +94,15 @@ def job_result(value: int, pause: float, *, progress: Callable[..., None]) -> di
 def job_raises(cls: type[WorkerError], message: str, *, progress: Callable[..., None]) -> dict[str, Any]:
     progress(0.1, "about to fail")
     raise cls(message, [{"field": "data", "message": message}])
+
+
+def allocate(megabytes: int, hold_seconds: float, *, progress: Callable[..., None]) -> int:
+    """Touches `megabytes` of memory (resident, not just reserved) and holds it, reporting progress
+    as it goes (the pool's watchdog reads the size at every poll and every progress message)."""
+    blocks = []
+    for i in range(megabytes):
+        blocks.append(bytearray(b"\x01" * (1 << 20)))
+        if i % 16 == 0:
+            progress(i / megabytes, "allocating")
+    time.sleep(hold_seconds)
+    return len(blocks)
