@@ -4,7 +4,7 @@ computation receives `Dataset[pl.DataFrame]` and reads `.frame` without a downca
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import polars as pl
 
@@ -42,6 +42,9 @@ class PolarsDataset(Dataset[pl.DataFrame]):
     @property
     def row_count(self) -> int:
         return self.frame.height
+
+    def distinct_counts(self, columns: Sequence[str]) -> Mapping[str, int]:
+        return {name: int(self.frame[name].drop_nulls().n_unique()) for name in columns}
 
     @property
     def schema(self) -> Mapping[str, ColumnKind]:

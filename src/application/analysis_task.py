@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
 from application.ports import ComputeRunner, DatasetSource, JobScheduler
+from domain.budget import ResourceBudget, ResourceEstimate
 from domain.data import Dataset, DataSpec, require_rows
 from domain.jobs import EchoedResult, Job, RequestEcho
 from domain.progress import ProgressReporter
@@ -40,7 +41,9 @@ class SubmitAnalysis(Generic[S]):
         analyze: Analysis[S],
         max_rows: int,
         timeout_seconds: float,
+        budget: ResourceBudget | None = None,
     ) -> None:
+        self._budget = budget or ResourceBudget()
         self._datasets = datasets
         self._jobs = jobs
         self._runner = runner
@@ -52,11 +55,16 @@ class SubmitAnalysis(Generic[S]):
         """Raise ValidationFailed or InsufficientData for what the request and schema already show."""
         raise NotImplementedError
 
+    def estimate(self, spec: S, dataset: Dataset[Any]) -> ResourceEstimate:
+        """What the analysis would cost, from the spec and the data's shape (domain/budget.py)."""
+        raise NotImplementedError
+
     async def load(self, data: DataSpec, spec: S) -> Dataset[Any]:
         """The data, refused here for what the request and schema already show, before any work."""
         dataset = await self._datasets.load(data, max_rows=self._max_rows)
         require_rows(dataset)
         self.validate(spec, dataset)
+        self._budget.check(self.estimate(spec, dataset))
         return dataset
 
     async def submit(self, data: DataSpec, spec: S, echo: RequestEcho) -> Job:

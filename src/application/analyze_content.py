@@ -4,7 +4,9 @@ from typing import Any
 
 from application.analysis_task import SubmitAnalysis
 from application.ports import ComputeRunner, ContentAnalyzer, DatasetSource, JobScheduler
+from domain.budget import ResourceBudget, ResourceEstimate, estimate_content
 from domain.content import ContentSpec, validate_content_spec
+from domain.content.spec import present_text_fields
 from domain.data import Dataset
 
 
@@ -19,8 +21,14 @@ class AnalyzeContent(SubmitAnalysis[ContentSpec]):
         analyzer: ContentAnalyzer[Any],
         max_rows: int,
         timeout_seconds: float,
+        budget: ResourceBudget | None = None,
     ) -> None:
-        super().__init__(datasets, jobs, runner, analyzer.analyze, max_rows, timeout_seconds)
+        super().__init__(datasets, jobs, runner, analyzer.analyze, max_rows, timeout_seconds, budget)
 
     def validate(self, spec: ContentSpec, dataset: Dataset[Any]) -> None:
         validate_content_spec(spec, dataset.schema)
+
+    def estimate(self, spec: ContentSpec, dataset: Dataset[Any]) -> ResourceEstimate:
+        return estimate_content(
+            rows=dataset.row_count, text_fields=len(present_text_fields(spec, dataset.schema))
+        )

@@ -44,6 +44,12 @@ class WorkerLost(WorkerError):
     code = "WORKER_LOST"
 
 
+class OutOfMemory(WorkerError):
+    """The compute process grew past its share of the memory limit and was ended (the watchdog)."""
+
+    code = "OUT_OF_MEMORY"
+
+
 def _error_classes() -> dict[str, type[WorkerError]]:
     """Code -> class, breadth first from WorkerError's direct subclasses (in definition order), so a
     code maps to its most general class (ValidationFailed, not one of its subclasses) and INTERNAL

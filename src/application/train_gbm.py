@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from application.ports import Clock, ComputeRunner, DatasetSource, GbmTrainer
+from domain.budget import ResourceBudget, ResourceEstimate, estimate_gbm
 from domain.data import DataSpec, require_rows
-from domain.gbm.training import GbmTrainingOutcome, GbmTrainingSpec, plan_features
+from domain.gbm.training import (
+    CategoricalEncoding,
+    FeaturePlan,
+    GbmTrainingOutcome,
+    GbmTrainingSpec,
+    plan_features,
+)
 
 
 @dataclass(frozen=True)
@@ -25,7 +33,9 @@ class TrainGbm:
         max_rows: int,
         timeout_seconds: float,
         clock: Clock,
+        budget: ResourceBudget | None = None,
     ) -> None:
+        self._budget = budget or ResourceBudget()
         self._datasets = datasets
         self._runner = runner
         self._trainer = trainer
@@ -43,6 +53,9 @@ class TrainGbm:
             require_rows(dataset)
             # Here, so that name-level mistakes never reach a worker; the worker trains on this plan.
             plan = plan_features(command.spec, dataset.schema)
+            # What the training would cost, refused here: a bomb never reaches a worker.
+            categories = dataset.distinct_counts(plan.categorical)
+            self._budget.check(gbm_estimate(command.spec, plan, dataset.row_count, categories))
         except BaseException:
             reservation.release()
             raise
@@ -56,3 +69,25 @@ class TrainGbm:
         )
         # The worker times its own stages; reading or decoding the data happened here, before it.
         return replace(outcome, durations_ms=replace(outcome.durations_ms, load=load_ms))
+
+
+def gbm_estimate(
+    spec: GbmTrainingSpec, plan: FeaturePlan, rows: int, categories: Mapping[str, int]
+) -> ResourceEstimate:
+    """The encoded columns as the trainer makes them (adapters/gbm/encoding.py): one-hot makes one
+    two-bin column per kept category (at most `max_categories`, one more for the rest), native one
+    column binned by its categories."""
+    kept = [
+        min(categories.get(name, spec.max_categories), spec.max_categories) + 1 for name in plan.categorical
+    ]
+    onehot = spec.categorical_encoding is CategoricalEncoding.ONEHOT
+    column_bins = [2] * sum(kept) if onehot else kept
+    return estimate_gbm(
+        rows=rows,
+        columns=len(plan.numeric) + len(column_bins),
+        column_bins=column_bins,
+        max_bin=spec.params.max_bin,
+        num_leaves=spec.params.num_leaves,
+        num_iterations=spec.params.num_iterations,
+        min_data_in_leaf=spec.params.min_data_in_leaf,
+    )

@@ -87,6 +87,10 @@ class Dataset(Protocol[Frame]):
     @property
     def schema(self) -> Mapping[str, ColumnKind]: ...
 
+    def distinct_counts(self, columns: Sequence[str]) -> Mapping[str, int]:
+        """Distinct non-null values per column: what a resource estimate needs of categoricals."""
+        ...
+
 
 def describe_spec(spec: DataSpec) -> dict[str, Any]:
     """A short, log-safe description of where data came from (never the data itself)."""

@@ -12,6 +12,7 @@ from dependency_injector import containers, providers
 
 from adapters.compute.cpu_budget import PoolShape, cpu_budget, pool_shape
 from adapters.compute.inline_runner import InlineRunner
+from adapters.compute.memory_budget import memory_limit_bytes
 from adapters.compute.process_pool import ProcessPoolRunner
 from adapters.compute.shared_frames import SharedFrames
 from adapters.content.analyzer import SklearnContentAnalyzer
@@ -36,6 +37,7 @@ from application.job_executor import JobExecutor, JobSettings
 from application.ports import Clock, ComputeRunner, DatasetSource, JobScheduler, JobStore
 from application.segment_customers import SegmentCustomers
 from application.train_gbm import TrainGbm
+from domain.budget import ResourceBudget, task_budget
 from domain.errors import InternalFailure, ValidationFailed
 from domain.jobs import Job
 from entrypoints.presenters.jobs import JobResultPresenter
@@ -57,7 +59,14 @@ def _shape(settings: Settings) -> PoolShape:
     return pool_shape(cpu_budget(override=settings.cpu_limit), settings.workers, settings.threads_per_task)
 
 
-async def _runner(settings: Settings, shape: PoolShape) -> AsyncIterator[ComputeRunner]:
+def _budget(settings: Settings, shape: PoolShape) -> ResourceBudget:
+    limit = memory_limit_bytes(settings.memory_limit_mb)
+    return task_budget(limit, shape.workers, int(settings.max_model_mb * (1 << 20)))
+
+
+async def _runner(
+    settings: Settings, shape: PoolShape, budget: ResourceBudget
+) -> AsyncIterator[ComputeRunner]:
     if settings.compute == "inline":
         yield InlineRunner(queue_limit=settings.queue_limit)
         return
@@ -67,6 +76,7 @@ async def _runner(settings: Settings, shape: PoolShape) -> AsyncIterator[Compute
         queue_limit=settings.queue_limit,
         preload=COMPUTE_MODULES,
         frames=SharedFrames(settings.shm_dir),
+        memory_limit_bytes=budget.process_bytes,
     )
     await runner.start()
     try:
@@ -182,7 +192,8 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Singleton(Settings)
     clock = providers.Singleton(SystemClock)
     shape = providers.Singleton(_shape, settings)
-    runner = providers.Resource(_runner, settings, shape)
+    budget = providers.Singleton(_budget, settings, shape)
+    runner = providers.Resource(_runner, settings, shape, budget)
     job_store = providers.Resource(_started_job_store, providers.Singleton(_job_store, settings, clock))
     # Only the offline CLI reads files (offline_container); the service never reads its own disk.
     read_files = providers.Object(False)
@@ -197,7 +208,14 @@ class Container(containers.DeclarativeContainer):
 
     max_rows = settings.provided.max_rows
     train_gbm = providers.Singleton(
-        TrainGbm, datasets, runner, trainer, max_rows, settings.provided.train_timeout_seconds, clock
+        TrainGbm,
+        datasets,
+        runner,
+        trainer,
+        max_rows,
+        settings.provided.train_timeout_seconds,
+        clock,
+        budget=budget,
     )
     segment_customers = providers.Singleton(
         SegmentCustomers,
@@ -207,6 +225,7 @@ class Container(containers.DeclarativeContainer):
         segmenter,
         max_rows,
         providers.Callable(_analysis_timeout, settings, SegmentCustomers.job_type),
+        budget=budget,
     )
     analyze_policies = providers.Singleton(
         AnalyzePolicies,
@@ -216,6 +235,7 @@ class Container(containers.DeclarativeContainer):
         policy_analyzer,
         max_rows,
         providers.Callable(_analysis_timeout, settings, AnalyzePolicies.job_type),
+        budget=budget,
     )
     analyze_content = providers.Singleton(
         AnalyzeContent,
@@ -225,6 +245,7 @@ class Container(containers.DeclarativeContainer):
         content_analyzer,
         max_rows,
         providers.Callable(_analysis_timeout, settings, AnalyzeContent.job_type),
+        budget=budget,
     )
     get_job = providers.Singleton(GetJob, job_store)
     cancel_job = providers.Singleton(CancelJob, job_store, executor, clock)

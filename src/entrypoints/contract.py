@@ -42,6 +42,8 @@ class Error(BaseModel):
         'DEPENDENCY_UNAVAILABLE',
         'TIMEOUT',
         'WORKER_LOST',
+        'RESOURCE_LIMIT',
+        'OUT_OF_MEMORY',
         'INTERNAL',
     ]
     message: StrictStr
@@ -142,7 +144,14 @@ class TableData(BaseModel):
             description='Equality filters, e.g. `{"tenantId": "t1"}`; a list means IN, null means IS NULL. A table\nwith a `tenantId` column needs a `tenantId` filter (`ML_WORKER_REQUIRE_TENANT_FILTER`).\n'
         ),
     ] = None
-    limit: Annotated[StrictInt | None, Field(ge=1)] = None
+    limit: Annotated[
+        StrictInt | None,
+        Field(
+            description='At most this many rows (and never more than `ML_WORKER_MAX_ROWS`).',
+            ge=1,
+            le=100000000,
+        ),
+    ] = None
 
 
 class GbmParams(BaseModel):
@@ -153,11 +162,11 @@ class GbmParams(BaseModel):
     learningRate: Annotated[StrictFloat, Field(gt=0.0, le=1.0)] = 0.1
     numLeaves: Annotated[StrictInt, Field(ge=2, le=4096)] = 31
     maxDepth: Annotated[StrictInt, Field(ge=-1, le=64)] = -1
-    minDataInLeaf: Annotated[StrictInt, Field(ge=1)] = 20
+    minDataInLeaf: Annotated[StrictInt, Field(ge=1, le=100000000)] = 20
     minSumHessianInLeaf: Annotated[StrictFloat, Field(ge=0.0)] = 0.001
     featureFraction: Annotated[StrictFloat, Field(gt=0.0, le=1.0)] = 1.0
     baggingFraction: Annotated[StrictFloat, Field(gt=0.0, le=1.0)] = 1.0
-    baggingFreq: Annotated[StrictInt, Field(ge=0)] = 0
+    baggingFreq: Annotated[StrictInt, Field(ge=0, le=10000)] = 0
     lambdaL1: Annotated[StrictFloat, Field(ge=0.0)] = 0
     lambdaL2: Annotated[StrictFloat, Field(ge=0.0)] = 0
     minGainToSplit: Annotated[StrictFloat, Field(ge=0.0)] = 0
@@ -167,10 +176,10 @@ class GbmParams(BaseModel):
     sigmoid: Annotated[StrictFloat, Field(gt=0.0)] = 1.0
     zeroAsMissing: StrictBool = False
     useMissing: StrictBool = True
-    maxCatThreshold: Annotated[StrictInt, Field(ge=1)] = 32
+    maxCatThreshold: Annotated[StrictInt, Field(ge=1, le=1000)] = 32
     catSmooth: Annotated[StrictFloat, Field(ge=0.0)] = 10
     catL2: Annotated[StrictFloat, Field(ge=0.0)] = 10
-    minDataPerGroup: Annotated[StrictInt, Field(ge=1)] = 100
+    minDataPerGroup: Annotated[StrictInt, Field(ge=1, le=100000000)] = 100
     seed: Annotated[StrictInt, Field(ge=0, le=2147483647)] = 42
 
 
@@ -268,7 +277,7 @@ class Error1(BaseModel):
     code: Annotated[
         StrictStr,
         Field(
-            description='e.g. INSUFFICIENT_DATA, TIMEOUT, WORKER_LOST, SHUTDOWN, INTERNAL'
+            description='e.g. INSUFFICIENT_DATA, TIMEOUT, WORKER_LOST, OUT_OF_MEMORY, SHUTDOWN, INTERNAL'
         ),
     ]
     message: StrictStr
@@ -562,13 +571,13 @@ class Caps(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    daily: Annotated[StrictInt, Field(ge=1)] = 3
-    weekly: Annotated[StrictInt, Field(ge=1)] = 10
-    monthly: Annotated[StrictInt, Field(ge=1)] = 30
+    daily: Annotated[StrictInt, Field(ge=1, le=1000)] = 3
+    weekly: Annotated[StrictInt, Field(ge=1, le=7000)] = 10
+    monthly: Annotated[StrictInt, Field(ge=1, le=31000)] = 30
 
 
 class Band(RootModel[StrictInt]):
-    root: Annotated[StrictInt, Field(ge=1)]
+    root: Annotated[StrictInt, Field(ge=1, le=7000)]
 
 
 class FieldMap1(BaseModel):
@@ -670,6 +679,7 @@ class TrainGbmRequest(BaseModel):
         Field(
             description='Stop when validation logloss has not improved for this many rounds (needs a validation split).',
             ge=1,
+            le=10000,
         ),
     ] = None
     includeParityFixture: Annotated[
@@ -751,7 +761,7 @@ class SegmentsRequest(BaseModel):
         Field(description='DBSCAN radius; null estimates it.', gt=0.0),
     ] = None
     minSamples: Annotated[
-        StrictInt | None, Field(description='DBSCAN core-point size.', ge=1)
+        StrictInt | None, Field(description='DBSCAN core-point size.', ge=1, le=100000)
     ] = None
     schemaId: StrictStr | None = None
     tenantId: StrictStr | None = None
@@ -793,7 +803,7 @@ class PoliciesRequest(BaseModel):
             validate_default=True,
         ),
     ] = [1, 3, 5, 7, 10]
-    minSamplesPerBand: Annotated[StrictInt, Field(ge=1)] = 30
+    minSamplesPerBand: Annotated[StrictInt, Field(ge=1, le=100000000)] = 30
     alpha: Annotated[
         StrictFloat,
         Field(
@@ -827,7 +837,7 @@ class ContentRequest(BaseModel):
         ),
     ] = ['subject', 'headline', 'body', 'ctaText']
     target: Literal['ctr', 'cvr'] = 'ctr'
-    minImpressions: Annotated[StrictInt, Field(ge=0)] = 100
+    minImpressions: Annotated[StrictInt, Field(ge=0, le=1000000000000)] = 100
     topTerms: Annotated[StrictInt, Field(ge=1, le=200)] = 20
     randomState: Annotated[StrictInt, Field(ge=0, le=2147483647)] = 42
     schemaId: StrictStr | None = None

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     queue_limit: int = Field(16, ge=0)
     max_rows: int = Field(5_000_000, ge=1)
     max_body_mb: float = Field(512.0, gt=0)
+    # The replica's memory; default: the cgroup's limit, else half the RAM (memory_budget.py).
+    memory_limit_mb: float | None = Field(None, gt=0)
+    max_model_mb: float = Field(50.0, gt=0)
     job_result_ttl_seconds: float = Field(86_400.0, gt=0)
     job_failure_ttl_seconds: float = Field(604_800.0, gt=0)
     job_timeout_seconds: float = Field(3_600.0, gt=0)
@@ -131,6 +134,8 @@ environment variables:
   ML_WORKER_QUEUE_LIMIT            tasks waiting for a worker before 503 BUSY (16)
   ML_WORKER_MAX_ROWS               rows accepted per request (5000000)
   ML_WORKER_MAX_BODY_MB            request body limit in MB (512)
+  ML_WORKER_MEMORY_LIMIT_MB        memory split among compute processes (cgroup memory.max, else RAM/2)
+  ML_WORKER_MAX_MODEL_MB           largest modelState JSON a training may answer (50)
   ML_WORKER_JOB_RESULT_TTL_SECONDS retention of completed and cancelled jobs (86400)
   ML_WORKER_JOB_FAILURE_TTL_SECONDS retention of failed jobs (604800)
   ML_WORKER_JOB_TIMEOUT_SECONDS    a job running longer fails with TIMEOUT (3600)

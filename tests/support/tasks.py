@@ -160,3 +160,15 @@ def gated(gate: str, value: int, *, progress: Callable[..., None]) -> dict[str, 
             raise TimeoutError(f"the test never opened {gate}")
         time.sleep(0.01)
     return {"value": value, "squares": [value * value]}
+
+
+def allocate(megabytes: int, hold_seconds: float, *, progress: Callable[..., None]) -> int:
+    """Touches `megabytes` of memory (resident, not just reserved) and holds it, reporting progress
+    as it goes (the pool's watchdog reads the size at every poll and every progress message)."""
+    blocks = []
+    for i in range(megabytes):
+        blocks.append(bytearray(b"\x01" * (1 << 20)))
+        if i % 16 == 0:
+            progress(i / megabytes, "allocating")
+    time.sleep(hold_seconds)
+    return len(blocks)

@@ -69,7 +69,7 @@ def test_the_edges_of_each_range_are_allowed() -> None:
         ({"algorithm": "hdbscan"}, "algorithm", "kmeans, dbscan"),
         ({"algorithm": "dbscan", "eps": 0.0}, "eps", "> 0"),
         ({"algorithm": "dbscan", "eps": float("nan")}, "eps", "finite"),
-        ({"algorithm": "dbscan", "min_samples": 0}, "min_samples", ">= 1"),
+        ({"algorithm": "dbscan", "min_samples": 0}, "min_samples", "between 1 and 100000"),
         ({"random_state": -1}, "random_state", "between 0 and 2147483647"),
         ({"random_state": 2**31}, "random_state", "between 0 and 2147483647"),
         ({"silhouette_sample_size": 50}, "silhouette_sample_size", "between 100 and 20000"),

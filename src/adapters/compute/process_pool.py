@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing as mp
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -25,7 +26,14 @@ import structlog
 
 from adapters.compute.shared_frames import SharedFrames, TaskPayload
 from adapters.compute.worker_main import worker_loop
-from application.errors import Busy, TaskCancelled, TaskTimedOut, WorkerLost, error_from_code
+from application.errors import (
+    Busy,
+    OutOfMemory,
+    TaskCancelled,
+    TaskTimedOut,
+    WorkerLost,
+    error_from_code,
+)
 from application.ports import ComputeRunner, PoolCapacity, Reservation
 from domain.errors import InternalFailure
 
@@ -76,9 +84,12 @@ class ProcessPoolRunner(ComputeRunner):
         start_method: str = "forkserver",
         preload: tuple[str, ...] = (),
         frames: SharedFrames | None = None,
+        memory_limit_bytes: int | None = None,
     ) -> None:
         self._preload = preload
         self._frames = frames or SharedFrames()
+        # Each compute process's resident size is held under this (the watchdog in `_exchange`).
+        self._memory_limit = memory_limit_bytes
         self._size = workers
         self._threads = threads_per_task
         self._queue_limit = queue_limit
@@ -263,7 +274,9 @@ class ProcessPoolRunner(ComputeRunner):
         # do: uvloop switches a watched descriptor to non-blocking, and a large task then fails to
         # send with EAGAIN (and a large result could fail to arrive the same way).
         stop_reading = threading.Event()
-        exchange = asyncio.ensure_future(asyncio.to_thread(_exchange, worker, payload, relay, stop_reading))
+        exchange = asyncio.ensure_future(
+            asyncio.to_thread(_exchange, worker, payload, relay, stop_reading, self._memory_limit)
+        )
         canceller = asyncio.ensure_future(cancel_event.wait()) if cancel_event else None
         started = time.monotonic()
         try:
@@ -290,6 +303,13 @@ class ProcessPoolRunner(ComputeRunner):
         if kind == "crash":
             log.error("compute_task_crashed", error=reply[1], traceback=reply[2])
             raise InternalFailure(reply[1])
+        if kind == "oom":
+            log.warning("compute_task_out_of_memory", pid=worker.process.pid, rss_bytes=reply[1])
+            await asyncio.to_thread(worker.stop)
+            raise OutOfMemory(
+                f"the task grew past the {reply[2] / 2**20:.0f} MB each compute process may use and "
+                "was stopped; send less data or smaller parameters (ML_WORKER_MEMORY_LIMIT_MB)"
+            )
         log.error(
             "compute_worker_lost", pid=worker.process.pid, exitcode=worker.process.exitcode, reason=reply[1]
         )
@@ -307,6 +327,16 @@ class ProcessPoolRunner(ComputeRunner):
 
 
 _POLL_S = 0.25
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def resident_bytes(pid: int) -> int | None:
+    """The resident size of a process (None when it is gone): one small read of /proc."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _discard_when_written(writing: asyncio.Future[TaskPayload]) -> None:
@@ -315,14 +345,28 @@ def _discard_when_written(writing: asyncio.Future[TaskPayload]) -> None:
 
 
 def _exchange(
-    worker: _Worker, payload: TaskPayload, relay: Callable[[float, str], None], stop: threading.Event
+    worker: _Worker,
+    payload: TaskPayload,
+    relay: Callable[[float, str], None],
+    stop: threading.Event,
+    memory_limit: int | None = None,
 ) -> tuple[Any, ...]:
-    """Send the task and wait for its reply, relaying progress. Runs in a thread."""
+    """Send the task and wait for its reply, relaying progress. Runs in a thread. With a memory
+    limit, the process is ended as soon as a poll sees it resident past the limit: RLIMIT_AS cannot
+    serve (OpenMP and the allocators reserve far more address space than they touch) and the kernel's
+    OOM killer would take the whole replica."""
     try:
         worker.conn.send_bytes(payload.data)
     except (OSError, EOFError) as exc:
         return ("lost", f"sending the task: {exc!r}")
+    pid = worker.process.pid
     while not stop.is_set():
+        # Each turn (every poll, and every progress message) reads the size.
+        if memory_limit is not None and pid is not None:
+            rss = resident_bytes(pid)
+            if rss is not None and rss > memory_limit:
+                worker.process.kill()  # at once: it may be growing by a GB a second
+                return ("oom", rss, memory_limit)
         try:
             ready = mp_wait([worker.conn, worker.process.sentinel], timeout=_POLL_S)
             if worker.conn in ready:

@@ -29,7 +29,8 @@ class ContentSpec:
     # Optional: when the column is absent, revenue and RPI are reported as null.
     revenue_field: str = "revenue"
     target: Target = "ctr"
-    min_impressions: int = bounded(100, minimum=0)
+    # Past any real creative (1e12 impressions), and exact in the platform's JavaScript numbers.
+    min_impressions: int = bounded(100, minimum=0, maximum=1_000_000_000_000)
     top_terms: int = bounded(20, minimum=1, maximum=200)
     # The forest's seed must fit numpy's RandomState (2**32 - 1); the contract allows less.
     random_state: int = bounded(42, minimum=0, maximum=2_147_483_647)

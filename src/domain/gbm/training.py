@@ -13,6 +13,9 @@ from domain.specs import bound_problems, bounded
 
 MIN_TRAINING_ROWS = 10
 MAX_FEATURES = 2000
+# Counts of rows (per leaf, per category group): past any table this worker reads (ML_WORKER_MAX_ROWS
+# is 5,000,000 by default), and under LightGBM's C int, which a larger value overflows (a 500 before).
+MAX_ROW_COUNT = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -24,11 +27,11 @@ class GbmParams:
     learning_rate: float = bounded(0.1, exclusive_minimum=0, maximum=1)
     num_leaves: int = bounded(31, minimum=2, maximum=4096)
     max_depth: int = bounded(-1, minimum=-1, maximum=64)
-    min_data_in_leaf: int = bounded(20, minimum=1)
+    min_data_in_leaf: int = bounded(20, minimum=1, maximum=MAX_ROW_COUNT)
     min_sum_hessian_in_leaf: float = bounded(1e-3, minimum=0)
     feature_fraction: float = bounded(1.0, exclusive_minimum=0, maximum=1)
     bagging_fraction: float = bounded(1.0, exclusive_minimum=0, maximum=1)
-    bagging_freq: int = bounded(0, minimum=0)
+    bagging_freq: int = bounded(0, minimum=0, maximum=10000)
     lambda_l1: float = bounded(0.0, minimum=0)
     lambda_l2: float = bounded(0.0, minimum=0)
     min_gain_to_split: float = bounded(0.0, minimum=0)
@@ -38,10 +41,11 @@ class GbmParams:
     sigmoid: float = bounded(1.0, exclusive_minimum=0)
     zero_as_missing: bool = False
     use_missing: bool = True
-    max_cat_threshold: int = bounded(32, minimum=1)
+    # At most the categories a field keeps (`max_categories` <= 1000).
+    max_cat_threshold: int = bounded(32, minimum=1, maximum=1000)
     cat_smooth: float = bounded(10.0, minimum=0)
     cat_l2: float = bounded(10.0, minimum=0)
-    min_data_per_group: int = bounded(100, minimum=1)
+    min_data_per_group: int = bounded(100, minimum=1, maximum=MAX_ROW_COUNT)
     # The contract's bound: LightGBM takes a C int.
     seed: int = bounded(42, minimum=0, maximum=2147483647)
 
@@ -61,7 +65,7 @@ class GbmTrainingSpec:
     max_categories: int = bounded(50, minimum=1, maximum=1000)
     params: GbmParams = field(default_factory=GbmParams)
     validation_fraction: float = bounded(0.2, minimum=0, maximum=0.5)
-    early_stopping_rounds: int | None = bounded(None, minimum=1)
+    early_stopping_rounds: int | None = bounded(None, minimum=1, maximum=10000)
     include_parity_fixture: bool = False
 
 

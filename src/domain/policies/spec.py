@@ -16,6 +16,9 @@ from domain.specs import bound_problems, bounded
 # The seed must fit the contract's 32-bit signed integer (numpy alone would take up to 2**32 - 1).
 MAX_RANDOM_STATE = 2**31 - 1
 MAX_LOOKBACK_DAYS = 3650
+# Contacts of one customer: a cap above these is no cap (and band bounds are weekly counts).
+MAX_DAILY, MAX_WEEKLY, MAX_MONTHLY = 1000, 7000, 31000
+MAX_SAMPLES = 100_000_000
 # The column roles as one group, for the error that two roles name the same column.
 COLUMN_ROLES = "field_map"
 VALUE_ROLES = ("impression_values", "click_values", "conversion_values")
@@ -25,9 +28,9 @@ VALUE_ROLES = ("impression_values", "click_values", "conversion_values")
 class ContactCaps:
     """The platform's configured contact caps: recommendations never exceed them."""
 
-    daily: int = bounded(3, minimum=1)
-    weekly: int = bounded(10, minimum=1)
-    monthly: int = bounded(30, minimum=1)
+    daily: int = bounded(3, minimum=1, maximum=MAX_DAILY)
+    weekly: int = bounded(10, minimum=1, maximum=MAX_WEEKLY)
+    monthly: int = bounded(30, minimum=1, maximum=MAX_MONTHLY)
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class PolicySpec:
     caps: ContactCaps = field(default_factory=ContactCaps)
     # Upper bounds of the weekly-frequency bands: (1, 3, 5) means 1, 2-3, 4-5 and 6+ contacts a week.
     bands: tuple[int, ...] = (1, 3, 5, 7, 10)
-    min_samples_per_band: int = bounded(30, minimum=1)
+    min_samples_per_band: int = bounded(30, minimum=1, maximum=MAX_SAMPLES)
     random_state: int = bounded(42, minimum=0, maximum=MAX_RANDOM_STATE)
     # Family-wise significance level of the fatigue and cooldown tests (Bonferroni-corrected).
     alpha: float = bounded(0.05, exclusive_minimum=0, exclusive_maximum=1)
@@ -96,6 +99,8 @@ def validate_policy_spec(spec: PolicySpec, schema: Mapping[str, ColumnKind]) -> 
         errors.append(field_error("bands", "must list at least one band"))
     elif spec.bands[0] < 1:
         errors.append(field_error("bands", "band bounds must be at least 1 contact a week"))
+    elif spec.bands[-1] > MAX_WEEKLY:
+        errors.append(field_error("bands", f"band bounds must be at most {MAX_WEEKLY} contacts a week"))
     elif any(b <= a for a, b in zip(spec.bands, spec.bands[1:], strict=False)):
         errors.append(field_error("bands", "band bounds must be strictly increasing"))
     errors += range_problems("min_samples_per_band", "random_state", "alpha")

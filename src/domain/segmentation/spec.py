@@ -24,6 +24,7 @@ MAX_CLUSTERS_CAP = 50
 # worth the time and could starve the other jobs of a worker.
 MAX_SILHOUETTE_SAMPLE = 20_000
 MAX_CATEGORIES_CAP = 100
+MAX_DBSCAN_MIN_SAMPLES = 100_000
 # numpy's seeding would take up to 2**32 - 1, but the contract has always offered 0..2**31 - 1: the
 # range callers know, so it is the spec's.
 MAX_RANDOM_STATE = 2**31 - 1
@@ -51,7 +52,8 @@ class SegmentationSpec:
     max_clusters: int = bounded(8, minimum=2, maximum=MAX_CLUSTERS_CAP)
     random_state: int = bounded(42, minimum=0, maximum=MAX_RANDOM_STATE)
     eps: float | None = bounded(None, exclusive_minimum=0)
-    min_samples: int | None = bounded(None, minimum=1)
+    # DBSCAN runs on a sample of `dbscan_sample_size` rows: a core point cannot need more.
+    min_samples: int | None = bounded(None, minimum=1, maximum=MAX_DBSCAN_MIN_SAMPLES)
     silhouette_sample_size: int = bounded(10_000, minimum=100, maximum=MAX_SILHOUETTE_SAMPLE)
     max_categories: int = bounded(10, minimum=1, maximum=MAX_CATEGORIES_CAP)
     fit_sample_size: int = bounded(100_000, minimum=MIN_ENGINE_SAMPLE)

@@ -31,6 +31,8 @@ environment variables (the service's; those that apply offline):
   ML_WORKER_MAX_ROWS               rows read from the file at most (5000000)
   ML_WORKER_CPU_LIMIT              CPUs to use (default: cgroup cpu.max, else the CPU count)
   ML_WORKER_THREADS_PER_TASK       threads of the computation (default: every CPU of the budget)
+  ML_WORKER_MEMORY_LIMIT_MB        memory a computation may use (cgroup memory.max, else RAM/2)
+  ML_WORKER_MAX_MODEL_MB           largest model a training may write (50)
   ML_WORKER_TRAIN_TIMEOUT_SECONDS  limit of one training (900)
   ML_WORKER_JOB_TIMEOUT_SECONDS    limit of one analysis (3600)
 

@@ -29,6 +29,8 @@ class Unauthorized(WorkerError):
 HTTP_STATUS: dict[str, int] = {
     "VALIDATION_ERROR": 422,
     "INSUFFICIENT_DATA": 422,
+    "RESOURCE_LIMIT": 422,
+    "OUT_OF_MEMORY": 422,
     "UNAUTHORIZED": 401,
     "UNSUPPORTED_MEDIA_TYPE": 415,
     "NOT_FOUND": 404,
