@@ -16,6 +16,7 @@ OMP_SETTINGS: dict[str, dict[str, str]] = {
     "default (no variable)": {},
     "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
     "GOMP_SPINCOUNT=1000": {"GOMP_SPINCOUNT": "1000"},
+    "GOMP_SPINCOUNT=3000": {"GOMP_SPINCOUNT": "3000"},  # the compute workers' setting
     "GOMP_SPINCOUNT=10000": {"GOMP_SPINCOUNT": "10000"},
     "GOMP_SPINCOUNT=100000": {"GOMP_SPINCOUNT": "100000"},
 }
