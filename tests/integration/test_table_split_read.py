@@ -86,14 +86,22 @@ def schema() -> Iterator[str]:
 @pytest.fixture
 async def split(schema: str) -> AsyncIterator[SqlDatasetSource]:
     # Every read large enough to split, in three parts, in small batches (so parts interleave).
-    source = SqlDatasetSource(DSN, allowed_schemas=(schema,), streams=3, split_rows=1, batch_bytes=4096)
+    # Whole-table reads are what splits: the tenant rule (tested in test_table_access.py) is off here.
+    source = SqlDatasetSource(
+        DSN,
+        allowed_schemas=(schema,),
+        streams=3,
+        split_rows=1,
+        batch_bytes=4096,
+        require_tenant_filter=False,
+    )
     yield source
     await source.close()
 
 
 @pytest.fixture
 async def single(schema: str) -> AsyncIterator[SqlDatasetSource]:
-    source = SqlDatasetSource(DSN, allowed_schemas=(schema,), streams=1)
+    source = SqlDatasetSource(DSN, allowed_schemas=(schema,), streams=1, require_tenant_filter=False)
     yield source
     await source.close()
 
