@@ -33,6 +33,7 @@ class Error(BaseModel):
         'TIMEOUT',
         'WORKER_LOST',
         'INTERNAL',
+        'REQUEST_TIMEOUT',
     ]
     message: str
     status: int

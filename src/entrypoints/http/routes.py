@@ -18,6 +18,7 @@ from domain.errors import ValidationFailed
 from domain.jobs import RequestEcho
 from entrypoints import contract as c
 from entrypoints.container import Services
+from entrypoints.http.disconnect import unless_disconnected
 from entrypoints.http.errors import Unauthorized
 from entrypoints.http.responses import JsonResponse
 from entrypoints.presenters import gbm, policies
@@ -108,7 +109,7 @@ async def train_gbm(request: Request) -> Response:
     body = await _parse(request, c.TrainGbmRequest)
     command = TrainGbmCommand(data=data_spec(body.data), spec=gbm.training_spec(body))
     parsed = time.perf_counter()
-    outcome = await _services(request).train_gbm.execute(command)
+    outcome = await unless_disconnected(request, _services(request).train_gbm.execute(command))
     metrics = request.app.state.metrics
     metrics.training_seconds.observe(outcome.durations_ms.train / 1000.0)
     metrics.training_rows.observe(outcome.metrics.training_samples + outcome.metrics.validation_samples)
