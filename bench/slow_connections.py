@@ -43,14 +43,16 @@ def raise_open_files_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def start_server(extra_env: dict[str, str], open_files: int | None) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(
+    extra_env: dict[str, str], open_files: int | None, source: Path
+) -> tuple[subprocess.Popen[bytes], int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT / "src"),
+        "PYTHONPATH": str(source),
         "ML_WORKER_PORT": str(port),
         "ML_WORKER_HOST": "127.0.0.1",
         "ML_WORKER_LOG_LEVEL": "warning",
@@ -108,13 +110,17 @@ def probe_once(port: int, timeout: float) -> tuple[int | str, float]:
 def probe_for(port: int, seconds: float, every: float, timeout: float) -> tuple[list[float], Counter[str]]:
     latencies: list[float] = []
     failures: Counter[str] = Counter()
-    end = time.monotonic() + seconds
+    started = time.monotonic()
+    end = started + seconds
     while time.monotonic() < end:
+        at = time.monotonic() - started
         status, elapsed = probe_once(port, timeout)
         if status == 200:
             latencies.append(elapsed * 1000)
         else:
             failures[str(status)] += 1
+        if os.environ.get("BENCH_SLOW_PROBES") and (status != 200 or elapsed > 0.1):
+            print(f"  probe at {at:5.1f} s: {status} in {elapsed * 1000:.0f} ms")
         time.sleep(max(0.0, every - elapsed))
     return latencies, failures
 
@@ -202,7 +208,9 @@ async def slow_client(
             writer.close()
 
 
-def attack(port: int, headers: int, bodies: int, interval: float, seconds: float, report: Any) -> None:
+def attack(
+    port: int, headers: int, bodies: int, interval: float, seconds: float, ramp_seconds: float, report: Any
+) -> None:
     raise_open_files_limit()
 
     async def main() -> dict[str, Any]:
@@ -216,11 +224,16 @@ def attack(port: int, headers: int, bodies: int, interval: float, seconds: float
         }
         stop = asyncio.Event()
         clients = []
-        for i in range(headers + bodies):
-            kind = "header" if i < headers else "body"
+        total = headers + bodies
+        # The two kinds interleaved and opened evenly over the ramp (at least a few hundred ms, not
+        # one burst of SYNs); with no ramp, every client's deadline falls at the same instant.
+        kinds = sorted(
+            [(k / headers, "header") for k in range(headers)] + [(k / bodies, "body") for k in range(bodies)]
+        )
+        for i, (_, kind) in enumerate(kinds):
             clients.append(asyncio.create_task(slow_client(kind, port, interval, stats, stop)))
             if i % 50 == 49:
-                await asyncio.sleep(0.01)  # a ramp of a few hundred ms, not one burst of SYNs
+                await asyncio.sleep(max(0.01, ramp_seconds * 50 / total))
         ramp = time.monotonic() + 15
         while stats["open"] < headers + bodies and time.monotonic() < ramp:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
@@ -256,19 +269,23 @@ def main() -> None:
     parser.add_argument("--slow-headers", type=int, default=500)
     parser.add_argument("--slow-bodies", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=40.0, help="attack duration once all are open")
+    parser.add_argument("--ramp-seconds", type=float, default=10.0, help="spread the opening over this")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between trickled bytes")
     parser.add_argument("--idle-seconds", type=float, default=10.0)
     parser.add_argument("--probe-every", type=float, default=0.25)
     parser.add_argument("--probe-timeout", type=float, default=3.0, help="the chart's readiness timeout")
     parser.add_argument("--upload-mb", type=int, default=0, help="also time a legitimate upload of this size")
     parser.add_argument("--server-open-files", type=int, help="the server's soft limit (default: this one's)")
+    parser.add_argument(
+        "--server-src", type=Path, default=ROOT / "src", help="another checkout's src, to compare"
+    )
     parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args()
     limit = raise_open_files_limit()
     extra_env = dict(item.split("=", 1) for item in args.server_env)
     if args.upload_mb:
         extra_env.setdefault("ML_WORKER_MAX_BODY_MB", str(args.upload_mb + 1))
-    server, port = start_server(extra_env, args.server_open_files)
+    server, port = start_server(extra_env, args.server_open_files, args.server_src)
     try:
         uploads: dict[str, tuple[int | str, float]] = {}
         if args.upload_mb:
@@ -279,7 +296,15 @@ def main() -> None:
         report: Any = mp.get_context("spawn").Queue()
         attacker = mp.get_context("spawn").Process(
             target=attack,
-            args=(port, args.slow_headers, args.slow_bodies, args.interval, args.seconds, report),
+            args=(
+                port,
+                args.slow_headers,
+                args.slow_bodies,
+                args.interval,
+                args.seconds,
+                args.ramp_seconds,
+                report,
+            ),
         )
         attacker.start()
         _, ready = report.get(timeout=120)
@@ -300,8 +325,10 @@ def main() -> None:
         server.wait(30)
     print(
         f"{args.slow_headers} slow-header + {args.slow_bodies} slow-body clients, one byte per "
-        f"{args.interval:g} s, {args.seconds:g} s; server env {extra_env or '{}'}; open-files limit {limit}"
+        f"{args.interval:g} s, opened over {args.ramp_seconds:g} s, then {args.seconds:g} s; "
+        f"server env {extra_env or '{}'}; open-files limit {limit}"
         + (f", server started with {args.server_open_files}" if args.server_open_files else "")
+        + (f"; server from {args.server_src}" if args.server_src != ROOT / "src" else "")
     )
     print(
         f"open slow connections: {ready} once ramped, peak {stats['peak']}, {stats['open_at_end']} at the end"

@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import resource
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +25,7 @@ import structlog
 from entrypoints.http.connections import ConnectionLimits, GuardedHttpToolsProtocol
 from support.app import make_app
 from support.eventually import eventually_sync
-from support.server import Served, read_all, serving
+from support.server import Served, free_port, read_all, serving
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -206,3 +212,39 @@ def _status(served: Served) -> int | None:
         return httpx.get(f"{served.base_url}/health", timeout=5).status_code
     except httpx.HTTPError:
         return None
+
+
+def test_serve_raises_its_open_files_limit_to_the_hard_limit() -> None:
+    # Started at a container's usual 1,024, 1,100 slow uploads once left no descriptor to accept a
+    # /health probe with.
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or hard <= 1024:
+        pytest.skip(f"the hard limit ({hard}) leaves nothing to raise")
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"),
+        "ML_WORKER_HOST": "127.0.0.1",
+        "ML_WORKER_PORT": str(port),
+        "ML_WORKER_COMPUTE": "inline",
+        "ML_WORKER_JOB_STORE": "memory",
+        "ML_WORKER_LOG_LEVEL": "warning",
+    }
+    env.pop("DATABASE_URL", None)
+    server = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from entrypoints.cli import main; sys.exit(main())", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard)),
+    )
+    try:
+        eventually_sync(
+            lambda: _status(Served(port)), lambda status: status == 200, timeout=GENEROUS * 2, what="serve"
+        )
+        with open(f"/proc/{server.pid}/limits") as limits:
+            [line] = [line for line in limits if line.startswith("Max open files")]
+        assert line.split()[3:5] == [str(hard), str(hard)], line
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(GENEROUS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import signal
@@ -47,5 +48,7 @@ def _raise_open_files_limit() -> None:
     """Every open connection is a descriptor, and containers often start at a soft limit of 1,024:
     1,100 slow uploads then left none to accept a /health probe with. The hard limit is ours to take."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        # An unlimited hard limit is more than the kernel grants: then the soft limit stays.
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -190,7 +190,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             client=self._peer(),
         )
         cycle = self.cycle
-        if cycle is None or cycle.response_started:
+        if cycle is None or cycle.response_started or self.pipeline:  # no place for a 408
             self.transport.close()
             return
         cycle.scope.setdefault("extensions", {})[TIMEOUT_EXTENSION] = {"phase": "body"}
