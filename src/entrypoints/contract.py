@@ -45,6 +45,7 @@ class Error(BaseModel):
         'RESOURCE_LIMIT',
         'OUT_OF_MEMORY',
         'INTERNAL',
+        'REQUEST_TIMEOUT',
     ]
     message: StrictStr
     status: StrictInt

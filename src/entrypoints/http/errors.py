@@ -38,6 +38,7 @@ HTTP_STATUS: dict[str, int] = {
     "BUSY": 503,
     "DEPENDENCY_UNAVAILABLE": 503,
     "TIMEOUT": 504,
+    "REQUEST_TIMEOUT": 408,  # written by connections.py, which answers before any request exists
     "WORKER_LOST": 500,
     "INTERNAL": 500,
 }

@@ -8,10 +8,12 @@ import uuid
 from typing import Any
 
 import structlog
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from application.errors import PayloadTooLarge
+from entrypoints.http.connections import TIMEOUT_EXTENSION
 from entrypoints.http.errors import envelope
 from entrypoints.http.metrics import Metrics
 
@@ -65,6 +67,15 @@ class RequestContextMiddleware:
                 await self._too_large(send_with_id)
             else:
                 await self.app(scope, self._limited(receive), send_with_id)
+        except ClientDisconnect:
+            # The client went away before its answer (or its body stopped arriving and the server cut
+            # it, connections.py): a client's event, counted apart from the server's errors; 499 as
+            # nginx labels it.
+            if TIMEOUT_EXTENSION in (scope.get("extensions") or {}):
+                status = 408  # logged where it was cut
+            elif not response_started:
+                status = 499
+                log.info("client_disconnected", method=scope["method"], path=scope["path"])
         except Exception as exc:  # nothing a client sends may end as a bare 500 or a stack trace
             log.exception("unhandled_error", error_type=type(exc).__name__)
             if not response_started:

@@ -18,6 +18,7 @@ from domain.jobs import RequestEcho
 from entrypoints import contract as c
 from entrypoints.container import Services
 from entrypoints.http.bodies import read_request
+from entrypoints.http.disconnect import unless_disconnected
 from entrypoints.http.errors import Unauthorized
 from entrypoints.http.responses import JsonResponse
 from entrypoints.presenters import gbm, policies
@@ -72,7 +73,7 @@ async def train_gbm(request: Request) -> Response:
     request.state.wire_names = gbm.GBM_NAMES
     parsed = await read_request(request, c.TrainGbmRequest)
     command = TrainGbmCommand(data=parsed.data, spec=gbm.training_spec(parsed.fields))
-    outcome = await _services(request).train_gbm.execute(command)
+    outcome = await unless_disconnected(request, _services(request).train_gbm.execute(command))
     structlog.contextvars.bind_contextvars(threads=outcome.threads)  # on the request's log line
     metrics = request.app.state.metrics
     metrics.training_seconds.observe(outcome.durations_ms.train / 1000.0)
