@@ -39,6 +39,7 @@ log = structlog.get_logger("ml_worker.http")
 _RESERVED_FILES = 128
 _DEFAULT_MAX_CONNECTIONS = 10_000
 _REFUSED_WAIT_S = 1.0  # how long a connection past the cap may take to send the request refused
+_LINGER_S = 2.0  # how long an answered, cut-off connection is drained before it is closed
 # The scope key a body cut leaves for the middleware, which labels that request 408, not 499.
 TIMEOUT_EXTENSION = "ml_worker.request_timeout"
 
@@ -80,6 +81,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._body_progress = 0.0
         self._body_received = 0
         self._refused = False
+        self._lingering = False
 
     @classmethod
     def with_limits(cls, limits: ConnectionLimits) -> type[GuardedHttpToolsProtocol]:
@@ -99,6 +101,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._header_timer = self.loop.call_later(self.limits.header_timeout, self._headers_too_slow)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # what a cut-off client still sends is read and dropped
         if self._refused:
             if not self.transport.is_closing():
                 self._answer(503, "BUSY", "too many open connections; retry later", b"retry-after: 1\r\n")
@@ -217,7 +221,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             + b"\r\n"
         )
         self.transport.write(STATUS_LINE[status] + head + body)
-        self.transport.close()
+        self._linger()
+
+    def _linger(self) -> None:
+        """Closing a socket while the client's bytes sit unread in it makes the kernel reset the
+        connection, and a reset can destroy the answer before the client reads it (a trickling
+        client is still sending): send the answer with a FIN, drop what still arrives, close after
+        a short while or when the client closes."""
+        self._cancel_timers()
+        self._lingering = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._header_timer = self.loop.call_later(_LINGER_S, self.transport.close)
 
     def _cancel_timers(self) -> None:
         for timer in (self._header_timer, self._body_timer):
