@@ -17,6 +17,8 @@ from pydantic import (
     StrictStr,
 )
 
+from entrypoints.contract_base import RequestModel
+
 
 class Detail(BaseModel):
     model_config = ConfigDict(
@@ -94,14 +96,14 @@ class ParquetBody(RootModel[bytes]):
     ]
 
 
-class InlineRows(BaseModel):
+class InlineRows(RequestModel):
     model_config = ConfigDict(
         extra='forbid',
     )
     rows: list[dict[str, StrictStr | StrictFloat | StrictBool | None]]
 
 
-class InlineColumns(BaseModel):
+class InlineColumns(RequestModel):
     model_config = ConfigDict(
         extra='forbid',
     )
@@ -117,7 +119,7 @@ class Column(RootModel[StrictStr]):
     root: Annotated[StrictStr, Field(min_length=1)]
 
 
-class TableData(BaseModel):
+class TableData(RequestModel):
     model_config = ConfigDict(
         extra='forbid',
     )
@@ -155,7 +157,7 @@ class TableData(BaseModel):
     ] = None
 
 
-class GbmParams(BaseModel):
+class GbmParams(RequestModel):
     model_config = ConfigDict(
         extra='forbid',
     )
@@ -544,7 +546,7 @@ class FieldModel(RootModel[StrictStr]):
     root: Annotated[StrictStr, Field(min_length=1)]
 
 
-class FieldMap(BaseModel):
+class FieldMap(RequestModel):
     model_config = ConfigDict(
         extra='forbid',
     )
@@ -555,7 +557,7 @@ class FieldMap(BaseModel):
     offerId: Annotated[StrictStr | None, Field(min_length=1)] = None
 
 
-class InteractionValues(BaseModel):
+class InteractionValues(RequestModel):
     model_config = ConfigDict(
         extra='forbid',
     )
@@ -568,7 +570,7 @@ class InteractionValues(BaseModel):
     ]
 
 
-class Caps(BaseModel):
+class Caps(RequestModel):
     model_config = ConfigDict(
         extra='forbid',
     )
@@ -581,7 +583,7 @@ class Band(RootModel[StrictInt]):
     root: Annotated[StrictInt, Field(ge=1, le=7000)]
 
 
-class FieldMap1(BaseModel):
+class FieldMap1(RequestModel):
     model_config = ConfigDict(
         extra='forbid',
     )
@@ -617,7 +619,7 @@ class Health(BaseModel):
     compute: dict[str, StrictInt] | None = None
 
 
-class TrainGbmRequest(BaseModel):
+class TrainGbmRequest(RequestModel):
     model_config = ConfigDict(
         extra='forbid',
     )
@@ -737,7 +739,7 @@ class Job(BaseModel):
     error: Error1 | None = None
 
 
-class SegmentsRequest(BaseModel):
+class SegmentsRequest(RequestModel):
     model_config = ConfigDict(
         extra='forbid',
     )
@@ -768,7 +770,7 @@ class SegmentsRequest(BaseModel):
     tenantId: StrictStr | None = None
 
 
-class PoliciesRequest(BaseModel):
+class PoliciesRequest(RequestModel):
     model_config = ConfigDict(
         extra='forbid',
     )
@@ -791,7 +793,7 @@ class PoliciesRequest(BaseModel):
     asOf: Annotated[
         AwareDatetime | None,
         Field(
-            description='End of the lookback window; null uses the newest timestamp in the data.'
+            description='End of the lookback window; null uses the newest timestamp in the data. Within\n0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z in UTC (422 otherwise); timestamps of the\ndata outside that calendar are counted as unparseable.\n'
         ),
     ] = None
     caps: Caps | None = None
@@ -818,7 +820,7 @@ class PoliciesRequest(BaseModel):
     tenantId: StrictStr | None = None
 
 
-class ContentRequest(BaseModel):
+class ContentRequest(RequestModel):
     model_config = ConfigDict(
         extra='forbid',
     )

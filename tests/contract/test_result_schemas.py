@@ -3,15 +3,11 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
-import jsonschema_rs
 import numpy as np
 import polars as pl
 import pytest
-import yaml
 from sklearn.datasets import make_blobs
 
 from adapters.content.analyzer import SklearnContentAnalyzer
@@ -23,18 +19,11 @@ from domain.policies import PolicySpec
 from domain.segmentation import SegmentationSpec
 from entrypoints.presenters.content import present_content_analysis
 from entrypoints.presenters.jobs import JobResultPresenter
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def validator(name: str) -> Any:
-    schemas = yaml.safe_load((ROOT / "openapi.yaml").read_text())["components"]["schemas"]
-    text = json.dumps(schemas).replace("#/components/schemas/", "#/$defs/")
-    return jsonschema_rs.Draft202012Validator({"$defs": json.loads(text), "$ref": f"#/$defs/{name}"})
+from support.schemas import schema_errors, validator
 
 
 def _check(name: str, result: dict[str, Any]) -> None:
-    errors = [f"{e.instance_path}: {e.message}" for e in validator(name).iter_errors(result)]
+    errors = schema_errors(name, result)
     assert not errors, errors[:5]
     # The other result schemas must not accept it: the Job's `result` is a oneOf.
     for other in {"SegmentationResult", "PolicyAnalysisResult", "ContentAnalysisResult"} - {name}:

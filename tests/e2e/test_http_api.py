@@ -293,22 +293,21 @@ async def test_bad_training_requests_are_422_naming_the_field(
     assert any(field == f or (f or "").endswith("." + field) for f in _fields(error)), error
 
 
-@pytest.mark.parametrize(("bad", "shown"), [("NaN", "nan"), ("1e400", "inf"), ("-1e400", "-inf")])
+@pytest.mark.parametrize("bad", ["NaN", "1e400", "-1e400"])
 @pytest.mark.parametrize("form", ["columns", "rows"])
-async def test_nan_or_infinite_labels_are_422_naming_the_label(
-    client: httpx.AsyncClient, bad: str, shown: str, form: str
+async def test_nan_or_infinite_labels_are_400_naming_the_cell(
+    client: httpx.AsyncClient, bad: str, form: str
 ) -> None:
-    # JSON has no NaN or infinity, but the parser accepts the NaN literal and overflowing numbers
-    # become infinities: they must be refused by name, never trained on.
+    # JSON has no NaN or infinity, and an overflowing number can only be read as one: the body is
+    # refused as not JSON, naming the cell, never trained on (tests/e2e/test_hostile_numbers.py).
     labels = ["0", "1"] * 10 + [bad]
     if form == "columns":
         data = f'{{"columns": {{"x": {list(range(21))}, "y": [{", ".join(labels)}]}}}}'
     else:
         data = '{"rows": [' + ", ".join(f'{{"x": {i}, "y": {v}}}' for i, v in enumerate(labels)) + "]}"
     raw = f'{{"data": {data}, "label": "y"}}'.encode()
-    error = _error(await _train(client, raw), 422, "VALIDATION_ERROR")
-    assert _fields(error) == ["label"]
-    assert f"found {shown}" in error["message"]
+    error = _error(await _train(client, raw), 400, "VALIDATION_ERROR")
+    assert _fields(error) == ["data.columns.y.20" if form == "columns" else "data.rows.20.y"]
 
 
 async def test_too_many_rows_is_413(make_client: ClientFactory) -> None:

@@ -11,9 +11,20 @@ import polars as pl
 
 from domain.content.rates import ctr, cvr, rpi
 from domain.content.result import ChannelSummary, CreativeFlag, CreativeStanding, ExclusionReason
-from domain.content.spec import ContentSpec, target_denominator_field, target_numerator_field
+from domain.content.spec import (
+    MAX_COUNT,
+    ContentSpec,
+    out_of_range_values,
+    target_denominator_field,
+    target_numerator_field,
+)
+from domain.errors import ValidationFailed
 
 NO_CHANNEL = "(none)"
+# A target rate is measured over at least one trial (impression, or click for CVR). Fewer makes it
+# undefined, as none does: a rate over 1e-320 clicks is no measurement, and its relative rate and
+# precision weight would overflow.
+MIN_TRIALS = 1.0
 
 
 @dataclass(frozen=True)
@@ -42,9 +53,10 @@ class Creatives:
 
 def read_creatives(frame: pl.DataFrame, spec: ContentSpec, warnings: list[str]) -> Creatives:
     ids = frame[spec.id_field]
-    # Ids are echoed back as sent when they are text or integers; anything else (floats, dates)
-    # as text, so they stay hashable and JSON-able.
-    if not (ids.dtype == pl.Utf8 or ids.dtype.is_integer()):
+    # Ids are echoed back as sent when they are text or integers the result's JSON writer carries (64
+    # bits, signed or not); anything else (floats, dates, a 128-bit integer from a binary body) as
+    # text, so they stay hashable and JSON-able.
+    if not (ids.dtype == pl.Utf8 or _json_integers(ids)):
         ids = ids.cast(pl.Utf8)
     channels = np.array(frame[spec.channel_field].cast(pl.Utf8).fill_null(NO_CHANNEL).to_list(), dtype=object)
     counts = {
@@ -53,6 +65,7 @@ def read_creatives(frame: pl.DataFrame, spec: ContentSpec, warnings: list[str]) 
         spec.conversions_field: _floats(frame, spec.conversions_field),
     }
     has_revenue = spec.revenue_field in frame.columns
+    _check_ranges(frame, [*counts, *([spec.revenue_field] if has_revenue else [])])
     if has_revenue:
         revenue = _floats(frame, spec.revenue_field)
         missing_revenue = int(np.isnan(revenue).sum())
@@ -86,8 +99,8 @@ def exclusion_reasons(
         negative = (counts < 0).any(axis=1)
         clicks_above = creatives.clicks > creatives.impressions
         below_min = creatives.impressions < spec.min_impressions
-        # The target rate is undefined without its denominator (min_impressions may be 0).
-        undefined = creatives.denominator <= 0
+        # The target rate is undefined without a trial to measure it over (min_impressions may be 0).
+        undefined = creatives.denominator < MIN_TRIALS
     conversions_above = int(np.sum(~missing & ~negative & (creatives.conversions > creatives.clicks)))
     if conversions_above:
         # Kept: view-through attribution and repeat purchases make more conversions than clicks
@@ -172,7 +185,43 @@ def _floats(frame: pl.DataFrame, name: str) -> np.ndarray:
     return frame[name].cast(pl.Float64).fill_null(float("nan")).to_numpy().astype(np.float64, copy=True)
 
 
+def _json_integers(values: pl.Series) -> bool:
+    if not values.dtype.is_integer():
+        return False
+    low, high = values.min(), values.max()
+    return low is None or bool(low >= -(2**63) and high < 2**64)  # type: ignore[operator]
+
+
+def _check_ranges(frame: pl.DataFrame, names: list[str]) -> None:
+    """Counts and revenue beyond ±MAX_COUNT (infinities included) are refused, naming the column;
+    compared in the column's own type, since 2**53 + 1 is 2**53 as a double. NaN stays what it was:
+    a missing value."""
+    problems = []
+    for name in dict.fromkeys(names):
+        values = frame.get_column(name)
+        beyond = _beyond_max_count(values)
+        count = int(beyond.sum())
+        if count:
+            example = values.filter(beyond)[0]
+            problems.append(out_of_range_values(name, count, float(example)))
+    if problems:
+        # A failed job shows its message only: it names the columns and the bound.
+        named = ", ".join(repr(p["field"]) for p in problems)
+        raise ValidationFailed(f"{named}: {problems[0]['message']}", problems)
+
+
+def _beyond_max_count(values: pl.Series) -> pl.Series:
+    if values.dtype.is_integer():
+        # In 128 bits, where 2**53 + 1 and every 64-bit value are exact; wider values are beyond.
+        wide = values.cast(pl.Int128, strict=False)
+        return (wide.is_null() & values.is_not_null()) | (wide.abs() > MAX_COUNT)
+    floats = values.cast(pl.Float64)
+    # NaN (polars orders it above every number) and null are missing values, not out of range.
+    return floats.is_not_nan() & (floats.abs() > MAX_COUNT)
+
+
 def _count(value: float) -> int | float:
-    """Counts print as integers when they are whole, as the caller sent them."""
+    """Counts print as integers when they are whole, as the caller sent them; a sum beyond 2**53 is
+    no exact integer (nor one every JSON reader holds), so it stays a number."""
     value = float(value)
-    return int(value) if value.is_integer() else value
+    return int(value) if value.is_integer() and abs(value) <= MAX_COUNT else value

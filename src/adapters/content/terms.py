@@ -4,6 +4,7 @@ channel-adjusted lift, which gives it a direction."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -184,7 +185,9 @@ def lift(observed: np.ndarray, expected: np.ndarray, mask: np.ndarray) -> float 
     ratio_without = observed[~mask].sum() / exp_without
     if ratio_without <= 0:
         return None
-    return float((observed[mask].sum() / exp_with) / ratio_without - 1.0)
+    value = float((observed[mask].sum() / exp_with) / ratio_without - 1.0)
+    # Near-zero fractional counts (1e-320 clicks) can push the ratio past the double range.
+    return value if math.isfinite(value) else None
 
 
 def merge_identical_terms(

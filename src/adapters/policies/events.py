@@ -20,7 +20,7 @@ from adapters.policies.remarks import Remarks
 from adapters.policies.timestamps import ParsedTimestamps, parse_timestamps
 from domain.errors import InsufficientData, field_error
 from domain.policies.result import InteractionCounts, PolicySummary, TimeSpan
-from domain.policies.spec import PolicySpec, normalise_value
+from domain.policies.spec import EARLIEST_INSTANT, PolicySpec, normalise_value
 from domain.progress import ProgressReporter
 
 DAY = 86_400.0
@@ -89,7 +89,9 @@ def prepare_events(
             raise _nothing_usable(frame, spec, parsed, unknown)
         end = float(newest)  # type: ignore[arg-type]
     end_day = math.ceil(end / DAY) * DAY
-    start = end_day - spec.lookback_days * DAY
+    # No window starts before the calendar does (year 1): no timestamp lies there (timestamps.py),
+    # and a window start in year 0 could not be reported.
+    start = max(end_day - spec.lookback_days * DAY, EARLIEST_INSTANT)
     week = ((pl.col("ts") - MONDAY_OFFSET) / WEEK).floor().cast(pl.Int32)
     week_start = week.cast(pl.Float64) * WEEK + MONDAY_OFFSET
     events = valid.filter((pl.col("ts") >= start) & (pl.col("ts") <= end)).with_columns(
@@ -200,7 +202,7 @@ def _row_warnings(summary: PolicySummary, remarks: Remarks) -> None:
     if summary.unparseable_timestamps:
         remarks.warnings.append(
             f"{summary.unparseable_timestamps:,} rows have timestamps that could not be parsed "
-            "(ISO 8601 or epoch seconds/milliseconds expected); they were dropped."
+            "(ISO 8601 or epoch seconds/milliseconds expected, in years 1 to 9999); they were dropped."
         )
     if summary.missing_timestamps:
         remarks.warnings.append(f"{summary.missing_timestamps:,} rows have no timestamp; they were dropped.")

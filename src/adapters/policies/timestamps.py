@@ -1,5 +1,7 @@
 """Timestamps into epoch seconds, whatever the log holds: datetimes, dates, epoch numbers in any
-unit, or ISO 8601 text (zoned or naive)."""
+unit, or ISO 8601 text (zoned or naive). An instant outside the calendar the analysis reports (years
+1 to 9999 in UTC: `domain.policies.spec.in_calendar`) counts as unparseable, whatever its form: polars
+reads year 0 and 1e308 epoch seconds, Python's datetime and the platform cannot."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from domain.policies.spec import EARLIEST_INSTANT, END_OF_CALENDAR
 
 # Epoch numbers carry no unit: the magnitude of the median tells. 1e11 s is the year 5138 and
 # 1e11 ms is 1973, so the ranges do not overlap for any plausible interaction date.
@@ -38,11 +42,29 @@ class ParsedTimestamps:
 
 def parse_timestamps(values: pl.Series) -> ParsedTimestamps:
     """Epoch seconds from datetimes, dates, epoch numbers (unit detected) or ISO 8601 strings."""
+    parsed = _parse(values)
+    seconds = parsed.seconds
+    outside = int(
+        (seconds.is_not_null() & ((seconds < EARLIEST_INSTANT) | (seconds >= END_OF_CALENDAR))).sum()
+    )
+    if not outside:
+        return parsed
+    within = pl.select(
+        pl.when(seconds.is_between(EARLIEST_INSTANT, END_OF_CALENDAR, closed="left")).then(seconds)
+    ).to_series()
+    return ParsedTimestamps(within, parsed.missing, parsed.unparseable + outside, parsed.format)
+
+
+def _parse(values: pl.Series) -> ParsedTimestamps:
     missing = values.null_count()
     dtype = values.dtype
+    if dtype == pl.Date:
+        # Days straight to seconds: a date far past year 9999 (PostgreSQL's reach 5874897 AD) would
+        # overflow a cast to microseconds.
+        seconds = values.cast(pl.Int32).cast(pl.Float64) * 86_400.0
+        return ParsedTimestamps(seconds, missing, 0, "datetime")
     if dtype.is_temporal() and dtype != pl.Time and dtype != pl.Duration:
-        as_datetime = values.cast(pl.Datetime("us")) if dtype == pl.Date else values
-        seconds = as_datetime.dt.epoch("us").cast(pl.Float64) / 1e6
+        seconds = values.dt.epoch("us").cast(pl.Float64) / 1e6
         return ParsedTimestamps(seconds, missing, 0, "datetime")
     if dtype.is_numeric():
         seconds, fmt = _epoch_seconds(values.cast(pl.Float64))

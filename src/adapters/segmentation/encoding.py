@@ -1,7 +1,11 @@
 """The model matrix of a segmentation: the selected fields of a polars frame, encoded so that distances
 between rows mean something.
 
-Numeric fields are z-scored; categorical and boolean fields are one-hot encoded on their
+Numeric fields are z-scored, each after scaling by the power of two at or above its largest magnitude
+(exact in binary floating point): the squares and sums of a standardisation then stay below the row
+count, so any finite double (up to 1.8e308, the most a JSON number or a float column holds) is
+standardised without overflow; sums of raw values near 1e308 would overflow to inf and the z-scores to
+NaN. Categorical and boolean fields are one-hot encoded on their
 `max_categories` most frequent values (ties by value), the rest pooled as "other". The indicators are
 1/sqrt(2) rather than 1, so that two different categories are at distance 1, as two values one standard
 deviation apart in a numeric field (the k-prototypes weighting, with gamma = the numeric spread): with
@@ -15,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -41,9 +46,11 @@ class CategoricalField:
 class Encoded:
     fields: list[str]  # the fields kept, in the order requested
     numeric: list[str]
-    raw: Matrix  # (rows, numeric fields), imputed, original units
-    mean: Matrix
-    std: Matrix
+    # (rows, numeric fields), imputed, each field divided by 2**exponent: every value in (-1, 1).
+    scaled: Matrix
+    exponents: np.ndarray[Any, np.dtype[np.int64]]  # per numeric field: original = scaled * 2**exponent
+    mean: Matrix  # of the scaled values
+    std: Matrix  # of the scaled values; > 0, since a constant field is dropped
     categorical: list[CategoricalField]
     matrix: Matrix  # (rows, model columns): z-scores then category indicators
     imputed: dict[str, int]
@@ -71,7 +78,7 @@ def encode(dataset: FrameDataset, spec: SegmentationSpec) -> Encoded:
                 warnings.append(f"field '{name}' dropped: every value is null")
                 continue
             if count:
-                values[missing] = float(np.median(values[~missing]))
+                values[missing] = _median(values[~missing])
             if float(values.min()) == float(values.max()):
                 warnings.append(f"field '{name}' dropped: every value is {float(values[0]):.6g}")
                 continue
@@ -94,22 +101,41 @@ def encode(dataset: FrameDataset, spec: SegmentationSpec) -> Encoded:
         )
 
     # Column-major: every later use (statistics, profiles) reads one field at a time.
-    raw = np.empty((rows, len(columns)), order="F")
+    scaled = np.empty((rows, len(columns)), order="F")
+    exponents = np.zeros(len(columns), dtype=np.int64)
     for j, values in enumerate(columns):
-        raw[:, j] = values
+        exponents[j] = int(np.frexp(np.max(np.abs(values)))[1])
+        scaled[:, j] = np.ldexp(values, -exponents[j])
     del columns
-    mean = raw.mean(axis=0)
-    std = raw.std(axis=0)
+    mean = scaled.mean(axis=0)
+    std = scaled.std(axis=0)
     width = len(numeric) + sum(len(c.categories) for c in categorical)
     matrix = np.zeros((rows, width))
-    matrix[:, : len(numeric)] = (raw - mean) / std
+    matrix[:, : len(numeric)] = (scaled - mean) / std
     offset = len(numeric)
     for cat in categorical:
         matrix[np.arange(rows), offset + cat.codes] = _INDICATOR
         offset += len(cat.categories)
     kept = set(numeric) | {c.name for c in categorical}
     fields = [name for name in selected_fields(spec, schema) if name in kept]
-    return Encoded(fields, numeric, raw, mean, std, categorical, matrix, imputed, warnings)
+    return Encoded(fields, numeric, scaled, exponents, mean, std, categorical, matrix, imputed, warnings)
+
+
+def original_units(scaled: float, exponent: int) -> float:
+    """A scaled statistic (a mean, within the field's range) back in the field's units: finite."""
+    return float(np.ldexp(scaled, exponent))
+
+
+def _median(values: Matrix) -> float:
+    """numpy's median, but finite for any finite values: numpy averages the two middle values of an
+    even count as (a + b) / 2, which overflows near the double range."""
+    middle = len(values) // 2
+    if len(values) % 2:
+        return float(np.partition(values, middle)[middle])
+    part = np.partition(values, (middle - 1, middle))
+    low, high = float(part[middle - 1]), float(part[middle])
+    mid = (low + high) / 2
+    return mid if math.isfinite(mid) else low / 2 + high / 2
 
 
 def _encode_categorical(series: pl.Series, max_categories: int) -> CategoricalField:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adapters.segmentation.encoding import Encoded
+from adapters.segmentation.encoding import Encoded, original_units
 from adapters.segmentation.fit import Fit, Labels
 from domain.segmentation import (
     OUTLIERS_ID,
@@ -102,8 +102,9 @@ def _profiles(encoded: Encoded, labels: Labels, ids: Sequence[int]) -> list[_Pro
     # Outliers (-1) go to the last slot so one bincount covers every segment.
     slot = np.where(labels == OUTLIERS_ID, slots - 1, labels)
     sizes = np.bincount(slot, minlength=slots).astype(np.float64)
+    # Means of the scaled values: a sum of raw values near 1e308 would overflow (encoding.py).
     numeric_means = [
-        np.bincount(slot, weights=encoded.raw[:, j], minlength=slots) / sizes
+        np.bincount(slot, weights=encoded.scaled[:, j], minlength=slots) / sizes
         for j in range(len(encoded.numeric))
     ]
     shares = []
@@ -119,9 +120,11 @@ def _profiles(encoded: Encoded, labels: Labels, ids: Sequence[int]) -> list[_Pro
         characteristics: dict[str, Characteristic] = {}
         signals: list[FeatureSignal] = []
         for j, name in enumerate(encoded.numeric):
-            value = float(numeric_means[j][position])
-            population_mean = float(encoded.mean[j])
-            z = (value - population_mean) / float(encoded.std[j])
+            scaled_value = float(numeric_means[j][position])
+            z = (scaled_value - float(encoded.mean[j])) / float(encoded.std[j])
+            exponent = int(encoded.exponents[j])
+            value = original_units(scaled_value, exponent)
+            population_mean = original_units(float(encoded.mean[j]), exponent)
             centroid[name] = NumericCentroid(name, value)
             characteristics[name] = Characteristic(name, value, population_mean, z, "z")
             signals.append(FeatureSignal(name, z))

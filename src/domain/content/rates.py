@@ -1,13 +1,17 @@
 """The rates a creative is judged by. A rate without a positive denominator is undefined (None), not
-zero: 0 would claim a measured zero."""
+zero: 0 would claim a measured zero. So is a rate beyond the double range (2**53 conversions over
+1e-320 clicks): no number can report it."""
 
 from __future__ import annotations
+
+import math
 
 
 def safe_rate(numerator: float, denominator: float) -> float | None:
     if denominator <= 0:
         return None
-    return numerator / denominator
+    rate = numerator / denominator
+    return rate if math.isfinite(rate) else None
 
 
 def ctr(clicks: float, impressions: float) -> float | None:

@@ -13,6 +13,10 @@ from domain.specs import bound_problems, bounded
 
 Target = Literal["ctr", "cvr"]
 TARGETS: tuple[Target, ...] = ("ctr", "cvr")
+# The largest count or revenue accepted: 2**53, the last integer a double (and the platform's
+# JavaScript number) holds exactly. Beyond it, and for infinities, a channel's sums and rates lose
+# meaning: 400 creatives of 1e308 impressions sum to infinity and every rate to 0 or NaN.
+MAX_COUNT = 2**53
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,15 @@ def target_denominator_field(spec: ContentSpec) -> str:
 
 def target_numerator_field(spec: ContentSpec) -> str:
     return spec.clicks_field if spec.target == "ctr" else spec.conversions_field
+
+
+def out_of_range_values(column: str, count: int, example: float) -> dict[str, Any]:
+    """The detail for a count or revenue column holding values beyond ±MAX_COUNT (or infinities)."""
+    return column_error(
+        column,
+        f"{count} values beyond ±2**53 ({MAX_COUNT:,}), e.g. {example:.6g}; "
+        "counts and revenue must be finite numbers within it",
+    )
 
 
 def present_text_fields(spec: ContentSpec, schema: Mapping[str, ColumnKind]) -> tuple[str, ...]:

@@ -19,6 +19,12 @@ MAX_LOOKBACK_DAYS = 3650
 # Contacts of one customer: a cap above these is no cap (and band bounds are weekly counts).
 MAX_DAILY, MAX_WEEKLY, MAX_MONTHLY = 1000, 7000, 31000
 MAX_SAMPLES = 100_000_000
+# The instants the analysis reads and reports, in epoch seconds: 0001-01-01T00:00:00Z up to (not
+# including) 10000-01-01T00:00:00Z, the calendar of ISO 8601's four-digit years and of the platform's
+# dates. Timestamps outside it (year 0, 1e308 epoch seconds) are counted as unparseable and dropped;
+# `as_of` outside it is refused.
+EARLIEST_INSTANT = -62_135_596_800.0
+END_OF_CALENDAR = 253_402_300_800.0
 # The column roles as one group, for the error that two roles name the same column.
 COLUMN_ROLES = "field_map"
 VALUE_ROLES = ("impression_values", "click_values", "conversion_values")
@@ -58,6 +64,11 @@ class PolicySpec:
     alpha: float = bounded(0.05, exclusive_minimum=0, exclusive_maximum=1)
 
 
+def in_calendar(seconds: float) -> bool:
+    """Whether an instant (epoch seconds) lies in the calendar the analysis reads and reports."""
+    return math.isfinite(seconds) and EARLIEST_INSTANT <= seconds < END_OF_CALENDAR
+
+
 def mapped_columns(spec: PolicySpec) -> dict[str, str]:
     """The spec's column roles (attribute name -> data column), the optional offer id included when set."""
     columns = {
@@ -85,8 +96,10 @@ def validate_policy_spec(spec: PolicySpec, schema: Mapping[str, ColumnKind]) -> 
         return [problem for problem in out_of_range if problem["field"] in paths]
 
     errors = [*_column_problems(spec, schema), *_value_problems(spec), *range_problems("lookback_days")]
-    if spec.as_of is not None and not math.isfinite(spec.as_of):
-        errors.append(field_error("as_of", "must be a finite time"))
+    if spec.as_of is not None and not in_calendar(spec.as_of):
+        errors.append(
+            field_error("as_of", "must fall within 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z (in UTC)")
+        )
     caps = spec.caps
     errors += range_problems("caps.daily", "caps.weekly", "caps.monthly")
     if caps.daily > caps.weekly:

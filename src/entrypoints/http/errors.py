@@ -96,6 +96,17 @@ async def _invalid_body(_: Request, exc: Exception) -> JsonResponse:
         if isinstance(exc, ValidationError)
         else [{"field": location(tuple(e["loc"])), "message": e["msg"]} for e in errors[:50]]
     )
+    not_finite = [d for d in details if d.get("type") == "finite_number"]
+    if not_finite:
+        # NaN and Infinity are not JSON (contract_base.py): the body is refused as a JSON reader
+        # that keeps to the standard refuses it, whichever path read it.
+        return envelope(
+            "VALIDATION_ERROR",
+            "request body is not valid JSON: NaN, Infinity and numbers beyond the double range "
+            "are not JSON numbers; send null for a missing value",
+            400,
+            [{"field": d["field"], "message": "not a finite JSON number"} for d in not_finite],
+        )
     first = details[0] if details else {"field": "body", "message": "invalid"}
     return envelope("VALIDATION_ERROR", f"{first['field']}: {first['message']}", 422, details)
 
