@@ -12,7 +12,9 @@ from domain.gbm.training import (
     FeaturePlan,
     GbmTrainingOutcome,
     GbmTrainingSpec,
+    check_bagging,
     plan_features,
+    training_rows,
 )
 
 
@@ -53,6 +55,9 @@ class TrainGbm:
             require_rows(dataset)
             # Here, so that name-level mistakes never reach a worker; the worker trains on this plan.
             plan = plan_features(command.spec, dataset.schema)
+            # A bag LightGBM would draw empty fails inside it: refused here, naming the parameter.
+            spec = command.spec
+            check_bagging(spec.params, training_rows(dataset.row_count, spec.validation_fraction))
             # What the training would cost, refused here: a bomb never reaches a worker.
             categories = dataset.distinct_counts(plan.categorical)
             self._budget.check(gbm_estimate(command.spec, plan, dataset.row_count, categories))

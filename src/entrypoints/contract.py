@@ -166,7 +166,13 @@ class GbmParams(RequestModel):
     numLeaves: Annotated[StrictInt, Field(ge=2, le=4096)] = 31
     maxDepth: Annotated[StrictInt, Field(ge=-1, le=64)] = -1
     minDataInLeaf: Annotated[StrictInt, Field(ge=1, le=100000000)] = 20
-    minSumHessianInLeaf: Annotated[StrictFloat, Field(ge=0.0)] = 0.001
+    minSumHessianInLeaf: Annotated[
+        StrictFloat,
+        Field(
+            description="Below 1e-12 (0 included) LightGBM's own split counting fails on saturated leaves.",
+            ge=1e-12,
+        ),
+    ] = 0.001
     featureFraction: Annotated[StrictFloat, Field(gt=0.0, le=1.0)] = 1.0
     baggingFraction: Annotated[StrictFloat, Field(gt=0.0, le=1.0)] = 1.0
     baggingFreq: Annotated[StrictInt, Field(ge=0, le=10000)] = 0
@@ -175,7 +181,14 @@ class GbmParams(RequestModel):
     minGainToSplit: Annotated[StrictFloat, Field(ge=0.0)] = 0
     maxBin: Annotated[StrictInt, Field(ge=2, le=65535)] = 255
     isUnbalance: StrictBool = False
-    scalePosWeight: Annotated[StrictFloat, Field(gt=0.0)] = 1.0
+    scalePosWeight: Annotated[
+        StrictFloat,
+        Field(
+            description="Weight of the positive class; beyond a ratio of 1e6 either way LightGBM's split counting fails.",
+            ge=1e-06,
+            le=1000000.0,
+        ),
+    ] = 1.0
     sigmoid: Annotated[StrictFloat, Field(gt=0.0)] = 1.0
     zeroAsMissing: StrictBool = False
     useMissing: StrictBool = True

@@ -209,6 +209,40 @@ async def test_integer_parameters_past_a_c_int_are_refused_and_a_c_int_trains(pa
     assert trained.status_code == 200, trained.text
 
 
+@pytest.mark.parametrize(
+    ("param", "refused", "bound"),
+    [("minSumHessianInLeaf", 0.0, 1e-12), ("scalePosWeight", 1e-9, 1e-6), ("scalePosWeight", 1e9, 1e6)],
+)
+async def test_hessian_scales_lightgbm_cannot_count_are_refused(
+    param: str, refused: float, bound: float
+) -> None:
+    """Below these bounds LightGBM's own row counting fails on saturated leaves ("left_count > 0":
+    500 INTERNAL, found by bench/fuzz_requests.py); at them, the smallest leaves still train."""
+    body: dict[str, Any] = {"data": {"columns": _training()}, "label": "converted"}
+    small_leaves = {"minDataInLeaf": 1, "numLeaves": 63, "numIterations": 50}
+    async with app_client() as client:
+        no = await client.post("/train/gbm", json={**body, "params": {**small_leaves, param: refused}})
+        yes = await client.post("/train/gbm", json={**body, "params": {**small_leaves, param: bound}})
+    assert fields_of(error_of(no, 422, "VALIDATION_ERROR")) == [f"params.{param}"]
+    assert yes.status_code == 200, yes.text
+
+
+async def test_a_bagging_fraction_that_bags_no_row_is_refused_naming_it() -> None:
+    """LightGBM failed inside on an empty bag ("num_data > 0": 500 INTERNAL). 60 rows with the
+    default validation fraction leave 48 to train on; LightGBM's bag of exactly 1/48 is empty too."""
+    body: dict[str, Any] = {"data": {"columns": _training()}, "label": "converted"}
+    async with app_client() as client:
+        refused = await client.post(
+            "/train/gbm", json={**body, "params": {"baggingFraction": 1 / 48, "baggingFreq": 1}}
+        )
+        trained = await client.post(
+            "/train/gbm", json={**body, "params": {"baggingFraction": 1.01 / 48, "baggingFreq": 1}}
+        )
+    error = error_of(refused, 422, "VALIDATION_ERROR")
+    assert fields_of(error) == ["params.baggingFraction"] and "above 1/48" in error["message"]
+    assert trained.status_code == 200, trained.text
+
+
 # ----------------------------------------------------------------------------- NaN and Infinity
 
 _LITERAL_CASES = [

@@ -303,16 +303,11 @@ def train_gbm_bodies(draw: st.DrawFn) -> Body:
         "baggingFraction": _knob(1.0, *_UNIT),
         **{
             name: _knob(0.1, *_NON_NEGATIVE)
-            for name in (
-                "minSumHessianInLeaf",
-                "lambdaL1",
-                "lambdaL2",
-                "minGainToSplit",
-                "catSmooth",
-                "catL2",
-            )
+            for name in ("lambdaL1", "lambdaL2", "minGainToSplit", "catSmooth", "catL2")
         },
-        "scalePosWeight": _knob(1.0, *_POSITIVE),
+        # The contract's floor (LightGBM's split counting fails below it), then the double range.
+        "minSumHessianInLeaf": _knob(1e-3, 1e-12, 1.0, 1e300, 1.7976931348623157e308),
+        "scalePosWeight": _knob(1.0, 1e-6, 1e6),
         "sigmoid": _knob(1.0, *_POSITIVE),
     }
     integers = {
@@ -335,6 +330,9 @@ def train_gbm_bodies(draw: st.DrawFn) -> Body:
                 "validationFraction": _knob(0.2, 0.0, -0.0, 5e-324, 0.5),
                 "earlyStoppingRounds": _knob(None, 1, 5, 10000),
                 "features": st.sampled_from((None, ["signal", "noise"], ["colour"], ["extra", "signal"])),
+                # Numbers as categories too: native encoding codes them, extremes included.
+                "categoricalFeatures": st.sampled_from((None, ["colour"], ["colour", "signal"], ["noise"])),
+                "idField": st.sampled_from(("id", None, "noise")),
                 "includeParityFixture": st.booleans(),
             }
         )
