@@ -227,6 +227,23 @@ async def test_hessian_scales_lightgbm_cannot_count_are_refused(
     assert yes.status_code == 200, yes.text
 
 
+async def test_a_boolean_category_gets_a_parity_fixture_without_an_unseen_value() -> None:
+    """The fixture's edge rows wrote 987654321 into a boolean category: its frame failed to build
+    (500 INTERNAL, found by bench/fuzz_requests.py). A boolean has no unseen value; null stays."""
+    columns = {**_training(), "flag": [None if i % 3 else i % 2 == 0 for i in range(60)]}
+    body = {
+        "data": {"columns": columns},
+        "label": "converted",
+        "categoricalFeatures": ["flag"],
+        "includeParityFixture": True,
+    }
+    async with app_client() as client:
+        response = await client.post("/train/gbm", json=body)
+    assert response.status_code == 200, response.text
+    flags = {row["flag"] for row in response.json()["parityFixture"]["rows"]}
+    assert flags <= {True, False, None} and None in flags
+
+
 async def test_a_bagging_fraction_that_bags_no_row_is_refused_naming_it() -> None:
     """LightGBM failed inside on an empty bag ("num_data > 0": 500 INTERNAL). 60 rows with the
     default validation fraction leave 48 to train on; LightGBM's bag of exactly 1/48 is empty too."""
