@@ -134,7 +134,9 @@ def _finish(draw: st.DrawFn, path: str, columns: Columns, spec: dict[str, Any], 
             *parents, leaf = spec_float.split(".")
             target = document
             for part in parents:
-                target = target.setdefault(part, {})
+                if not isinstance(target.get(part), dict):
+                    target[part] = {}  # a wild number where the object was
+                target = target[part]
             target[leaf] = value
     return Body(path, json.dumps(document, allow_nan=True).encode(), literal)
 

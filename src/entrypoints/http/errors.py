@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import structlog
@@ -14,7 +15,7 @@ from starlette.routing import Match
 from application.errors import Busy
 from domain.errors import UnreadableInput, WorkerError
 from entrypoints.http.responses import JsonResponse
-from entrypoints.http.validation import location, validation_details
+from entrypoints.http.validation import location, request_location, validation_details
 from entrypoints.presenters.jobs import wire_error
 
 log = structlog.get_logger(__name__)
@@ -96,19 +97,28 @@ async def _invalid_body(_: Request, exc: Exception) -> JsonResponse:
         if isinstance(exc, ValidationError)
         else [{"field": location(tuple(e["loc"])), "message": e["msg"]} for e in errors[:50]]
     )
-    not_finite = [d for d in details if d.get("type") == "finite_number"]
-    if not_finite:
+    if isinstance(exc, ValidationError) and (not_finite := _non_finite_fields(exc)):
         # NaN and Infinity are not JSON (contract_base.py): the body is refused as a JSON reader
-        # that keeps to the standard refuses it, whichever path read it.
+        # that keeps to the standard refuses it, whichever path read it and whatever the field's
+        # type (an integer field says "a valid integer", a scalar union "none of the forms").
         return envelope(
             "VALIDATION_ERROR",
             "request body is not valid JSON: NaN, Infinity and numbers beyond the double range "
             "are not JSON numbers; send null for a missing value",
             400,
-            [{"field": d["field"], "message": "not a finite JSON number"} for d in not_finite],
+            [{"field": field, "message": "not a finite JSON number"} for field in not_finite],
         )
     first = details[0] if details else {"field": "body", "message": "invalid"}
     return envelope("VALIDATION_ERROR", f"{first['field']}: {first['message']}", 422, details)
+
+
+def _non_finite_fields(error: ValidationError) -> list[str]:
+    fields = [
+        request_location(error, tuple(item["loc"]))
+        for item in error.errors(include_url=False)
+        if isinstance(item.get("input"), float) and not math.isfinite(item["input"])
+    ]
+    return list(dict.fromkeys(fields))[:50]
 
 
 async def _http_error(request: Request, exc: Exception) -> JsonResponse:

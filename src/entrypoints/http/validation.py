@@ -43,6 +43,16 @@ def location(loc: Loc) -> str:
     return ".".join(str(part) for part in loc if part not in ("body",)) or "body"
 
 
+def request_location(error: ValidationError, loc: Loc) -> str:
+    """One error's location in the request's own path: without the union members' tags pydantic
+    put in it (`data.InlineRows.rows.0.a.float` is `data.rows.0.a`)."""
+    root = getattr(contract, error.title, None)
+    if isinstance(root, type) and issubclass(root, BaseModel):
+        tags = _tags(root, loc, 0)
+        loc = tuple(part for i, part in enumerate(loc) if i not in tags)
+    return location(loc)
+
+
 def _narrowed(root: type[BaseModel], items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """At each union in the paths, outermost first, only the chosen form's errors stay; the tags
     are found on the paths as pydantic wrote them, and dropped at the end."""
