@@ -159,7 +159,7 @@ def _knob(*values: Any) -> st.SearchStrategy[Any]:
 _POSITIVE = (5e-324, 2.2250738585072014e-308, 1e-300, 1e300, 1e308, 1.7976931348623157e308)
 _NON_NEGATIVE = (0, -0.0, *_POSITIVE)
 _UNIT = (5e-324, 1e-300, 0.5, 1.0, 0.9999999999999999)
-# The largest values the contract accepts for the integer fields that have no smaller natural bound.
+# The largest seed the contract accepts (a C int).
 _C_INT_MAX = 2**31 - 1
 
 
@@ -192,7 +192,7 @@ def segments_bodies(draw: st.DrawFn) -> Body:
                 "maxClusters": _knob(3, 8, 50),
                 "maxCategories": _knob(1, 10, 100),
                 "eps": _knob(None, *_POSITIVE),
-                "minSamples": _knob(None, 1, 4, _C_INT_MAX),
+                "minSamples": _knob(None, 1, 4, 100_000),
                 "randomState": _knob(0, 42, _C_INT_MAX),
                 "silhouetteSampleSize": _knob(100, 20000),
             }
@@ -235,12 +235,17 @@ def policies_bodies(draw: st.DrawFn) -> Body:
                 "asOf": as_of,
                 "lookbackDays": _knob(1, 90, 3650),
                 "caps": st.fixed_dictionaries(
-                    {}, optional={k: _knob(1, 3, 30, 1_000_000) for k in ("daily", "weekly", "monthly")}
+                    {},
+                    optional={
+                        "daily": _knob(1, 3, 1000),
+                        "weekly": _knob(1, 10, 7000),
+                        "monthly": _knob(1, 30, 31000),
+                    },
                 ),
                 "bands": st.one_of(
-                    st.just([1, 3, 5]), st.lists(_knob(1, 2, 7, 1_000_000), min_size=1, max_size=5)
+                    st.just([1, 3, 5]), st.lists(_knob(1, 2, 7, 7000), min_size=1, max_size=5)
                 ),
-                "minSamplesPerBand": _knob(1, 30, 10**9),
+                "minSamplesPerBand": _knob(1, 30, 10**8),
                 "alpha": _knob(0.05, 0.5, *_UNIT[:2], 0.9999999999999999),
                 "randomState": _knob(0, 42, _C_INT_MAX),
                 "fieldMap": st.sampled_from(({}, {"offerId": "offerId"}, {"customerId": "channel"})),
@@ -276,7 +281,7 @@ def content_bodies(draw: st.DrawFn) -> Body:
             {
                 "textFields": st.sampled_from((["subject"], ["subject", "extra"], ["extra"])),
                 "target": st.sampled_from(("ctr", "cvr")),
-                "minImpressions": _knob(0, 1, 100, 2**53),
+                "minImpressions": _knob(0, 1, 100, 10**12),
                 "topTerms": _knob(1, 20, 200),
                 "randomState": _knob(0, 42, _C_INT_MAX),
             }
@@ -318,10 +323,11 @@ def train_gbm_bodies(draw: st.DrawFn) -> Body:
         "maxDepth": _knob(-1, 1, 64),
         "maxBin": _knob(2, 255, 65535),
         "seed": _knob(0, _C_INT_MAX),
-        **{
-            name: _knob(1, 20, _C_INT_MAX)
-            for name in ("minDataInLeaf", "baggingFreq", "maxCatThreshold", "minDataPerGroup")
-        },
+        # The contract's maxima.
+        "minDataInLeaf": _knob(1, 20, 10**8),
+        "baggingFreq": _knob(0, 1, 10000),
+        "maxCatThreshold": _knob(1, 32, 1000),
+        "minDataPerGroup": _knob(1, 100, 10**8),
     }
     spec = draw(
         _spec(

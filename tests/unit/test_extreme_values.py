@@ -128,7 +128,7 @@ def test_as_of_must_fall_in_the_calendar(as_of: float, refused: bool) -> None:
     assert [d["field"] for d in caught.value.details] == ["as_of"]
 
 
-def test_band_bounds_past_a_million_contacts_are_refused() -> None:
+def test_band_bounds_past_the_weekly_maximum_are_refused() -> None:
     with pytest.raises(ValidationFailed) as caught:
         validate_policy_spec(PolicySpec(bands=(1, 3, 10**30)), _SCHEMA)
     assert [d["field"] for d in caught.value.details] == ["bands"]
