@@ -68,8 +68,3 @@ def live_server() -> Iterator[LiveServer]:
     yield LiveServer(base_url=base_url, settings=settings)
     server.should_exit = True
     thread.join(30)
-
-
-def require_services() -> bool:
-    """CI sets ML_WORKER_REQUIRE_SERVICES=1: then a missing PostgreSQL or Redis fails instead of skipping."""
-    return os.environ.get("ML_WORKER_REQUIRE_SERVICES") == "1"

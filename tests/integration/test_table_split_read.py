@@ -4,9 +4,6 @@ Skips like the other integration tests when PostgreSQL is absent."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -19,16 +16,12 @@ from adapters.frames import PolarsDataset
 from adapters.postgres.table_source import SqlDatasetSource
 from application.errors import PayloadTooLarge
 from domain.data import TableRef
+from support.postgres import DSN, q, seeded_schema
 
 pytestmark = pytest.mark.integration
 
-DSN = os.environ.get("ML_WORKER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ROWS = 20_000
 STALE_ROWS = 3_000
-
-
-def q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 async def _seed(schema: str) -> None:
@@ -53,34 +46,9 @@ async def _seed(schema: str) -> None:
         await conn.close()
 
 
-async def _drop(schema: str) -> None:
-    conn = await asyncpg.connect(DSN)
-    try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {q(schema)} CASCADE")
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="module")
 def schema() -> Iterator[str]:
-    async def reachable() -> bool:
-        try:
-            conn = await asyncpg.connect(DSN, timeout=3)
-        except (OSError, asyncpg.PostgresError):
-            return False
-        await conn.close()
-        return True
-
-    if not asyncio.run(reachable()):
-        if os.environ.get("ML_WORKER_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"PostgreSQL at {DSN} is unreachable and ML_WORKER_REQUIRE_SERVICES=1")
-        pytest.skip(f"PostgreSQL at {DSN} is unreachable")
-    name = f"mlw_split_{uuid.uuid4().hex[:12]}"
-    try:
-        asyncio.run(_seed(name))
-        yield name
-    finally:
-        asyncio.run(_drop(name))
+    yield from seeded_schema("mlw_split", _seed)
 
 
 @pytest.fixture

@@ -8,11 +8,8 @@ hand over as opaque bytes). Skips like the other integration tests when PostgreS
 
 from __future__ import annotations
 
-import asyncio
 import math
-import os
 import threading
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, time
 from typing import Any
@@ -25,10 +22,10 @@ import pytest
 from adapters.frames import PolarsDataset
 from adapters.postgres.table_source import SqlDatasetSource
 from domain.data import TableRef
+from support.postgres import DSN, q, seeded_schema
 
 pytestmark = pytest.mark.integration
 
-DSN = os.environ.get("ML_WORKER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 N = None
 
 # family -> column -> (SQL type, values as SQL literals one per row, expected polars dtype, expected
@@ -129,10 +126,6 @@ FAMILIES: dict[str, dict[str, tuple[str, list[str], Any, list[Any]]]] = {
 }  # fmt: skip
 
 
-def q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 async def _seed(schema: str) -> None:
     conn = await asyncpg.connect(DSN)
     try:
@@ -154,34 +147,9 @@ async def _seed(schema: str) -> None:
         await conn.close()
 
 
-async def _drop(schema: str) -> None:
-    conn = await asyncpg.connect(DSN)
-    try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {q(schema)} CASCADE")
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="module")
 def types_schema() -> Iterator[str]:
-    async def reachable() -> bool:
-        try:
-            conn = await asyncpg.connect(DSN, timeout=3)
-        except (OSError, asyncpg.PostgresError):
-            return False
-        await conn.close()
-        return True
-
-    if not asyncio.run(reachable()):
-        if os.environ.get("ML_WORKER_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"PostgreSQL at {DSN} is unreachable and ML_WORKER_REQUIRE_SERVICES=1")
-        pytest.skip(f"PostgreSQL at {DSN} is unreachable")
-    schema = f"mlw_types_{uuid.uuid4().hex[:12]}"
-    try:
-        asyncio.run(_seed(schema))
-        yield schema
-    finally:
-        asyncio.run(_drop(schema))
+    yield from seeded_schema("mlw_types", _seed)
 
 
 @pytest.fixture
