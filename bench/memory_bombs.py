@@ -12,22 +12,16 @@ runs first and last, to show the limits refuse no ordinary work and the server s
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import socket
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
-import psutil
 
-from baseline import plain_env
+from served import Server
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,61 +112,12 @@ def bombs() -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
-class Server:
-    def __init__(self, limit_mb: float) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        env = plain_env(
-            ML_WORKER_PORT=str(port),
-            ML_WORKER_HOST="127.0.0.1",
-            ML_WORKER_LOG_LEVEL="warning",
-            ML_WORKER_MEMORY_LIMIT_MB=str(limit_mb),
-        )
-        env["PYTHONPATH"] = str(ROOT / "src")  # this checkout's code, not the installed one
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "entrypoints.cli", "serve"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "w"),  # noqa: SIM115
-        )
-        self.url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("server did not start")
-        time.sleep(1.0)  # the compute processes finish importing their libraries
-        self.idle_rss = self.rss()
-        self.peak_rss = self.idle_rss
-        self._stop = threading.Event()
-        threading.Thread(target=self._watch, daemon=True).start()
-
-    def rss(self) -> int:
-        root = psutil.Process(self.process.pid)
-        return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(psutil.Error):
-                self.peak_rss = max(self.peak_rss, self.rss())
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.process.terminate()
-        self.process.wait(30)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--limit-mb", type=float, default=4096)
     args = parser.parse_args()
     ordinary = {"data": {"columns": columns(100_000, 20, seed=2)}, "label": "y"}
-    server = Server(args.limit_mb)
+    server = Server(ML_WORKER_MEMORY_LIMIT_MB=str(args.limit_mb))
     refused, rows = 0, []
     try:
         with httpx.Client(base_url=server.url, timeout=600) as client:

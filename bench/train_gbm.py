@@ -18,12 +18,10 @@ GET /health probed every 20 ms while the trainings run.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,9 +33,9 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import psutil
 
 from baseline import OMP_SETTINGS, PLAIN, plain_env
+from served import Server
 
 ROOT = Path(__file__).resolve().parents[1]
 TREES = 100
@@ -83,59 +81,6 @@ def raw_training(rows: int, threads: int, repeats: int, setting: dict[str, str])
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=plain_env(**setting)
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-class Server:
-    def __init__(self) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        env = plain_env(
-            ML_WORKER_PORT=str(self.port),
-            ML_WORKER_HOST="127.0.0.1",
-            ML_WORKER_LOG_LEVEL="warning",
-            ML_WORKER_MAX_BODY_MB="2048",
-            # This checkout's code: the venv's editable install may point at another worktree's.
-            PYTHONPATH=str(ROOT / "src"),
-        )
-        self.process = subprocess.Popen(
-            [str(ROOT / ".venv/bin/ml-worker"), "serve"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "w"),  # noqa: SIM115
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                health = httpx.get(f"{self.url}/health", timeout=2)
-                if health.status_code == 200:
-                    self.threads = health.json()["compute"]["threadsPerTask"]
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("server did not start")
-        time.sleep(1.0)  # the pool's workers finish importing their libraries
-        self.idle_rss = self.rss()
-        self.peak_rss = self.idle_rss
-        self._stop = threading.Event()
-        threading.Thread(target=self._watch_rss, daemon=True).start()
-
-    def rss(self) -> int:
-        root = psutil.Process(self.process.pid)
-        return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
-
-    def _watch_rss(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(psutil.Error):
-                self.peak_rss = max(self.peak_rss, self.rss())
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.process.terminate()
-        self.process.wait(30)
 
 
 def payload(x: np.ndarray, y: np.ndarray, form: str) -> bytes:
@@ -252,16 +197,17 @@ def run(rows: int, repeats: int, forms: list[str], settings: list[str], health: 
     data_mb = (x.nbytes + y.nbytes) / 1e6
     bodies = {form: payload(x, y, form) for form in forms}
     load = os.getloadavg()[0]
-    server = Server()
+    server = Server(ML_WORKER_MAX_BODY_MB="2048")
+    threads = server.health["compute"]["threadsPerTask"]
     try:
-        raw = {name: raw_training(rows, server.threads, repeats, OMP_SETTINGS[name]) for name in settings}
+        raw = {name: raw_training(rows, threads, repeats, OMP_SETTINGS[name]) for name in settings}
         medians = {name: statistics.median(r["times"]) for name, r in raw.items()}
         plain = medians[PLAIN]
         best_name = min(medians, key=medians.__getitem__)
         best = medians[best_name]
         print(
             f"\n{rows:,} rows x {x.shape[1]} features ({data_mb:.0f} MB as float64), {TREES} trees, "
-            f"{server.threads} threads, validationFraction 0, median of {repeats}; load average {load:.2f}"
+            f"{threads} threads, validationFraction 0, median of {repeats}; load average {load:.2f}"
         )
         print(f"{'path':<34}{'median s':>9}{'x plain':>9}{'x best':>8}")
         for name, median in medians.items():
