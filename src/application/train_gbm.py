@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from application.errors import TaskTimedOut
 from application.ports import Clock, ComputeRunner, DatasetSource, GbmTrainer
 from domain.budget import ResourceBudget, ResourceEstimate, estimate_gbm
 from domain.data import DataSpec, require_rows
@@ -22,6 +23,9 @@ from domain.gbm.training import (
 class TrainGbmCommand:
     data: DataSpec
     spec: GbmTrainingSpec
+    # When the request arrived (the use case's clock): the deadline counts from here, so an upload,
+    # a table read or a wait are inside it, as they are inside the caller's own request timeout.
+    received_at: float | None = None
 
 
 class TrainGbm:
@@ -61,6 +65,7 @@ class TrainGbm:
             # What the training would cost, refused here: a bomb never reaches a worker.
             categories = dataset.distinct_counts(plan.categorical)
             self._budget.check(gbm_estimate(command.spec, plan, dataset.row_count, categories))
+            timeout = self._remaining(command.received_at)
         except BaseException:
             reservation.release()
             raise
@@ -70,10 +75,20 @@ class TrainGbm:
             command.spec,
             plan,
             reservation=reservation,
-            timeout=self._timeout,
+            timeout=timeout,
         )
         # The worker times its own stages; reading or decoding the data happened here, before it.
         return replace(outcome, durations_ms=replace(outcome.durations_ms, load=load_ms))
+
+    def _remaining(self, received_at: float | None) -> float:
+        if received_at is None:
+            return self._timeout
+        remaining = self._timeout - (self._clock.now() - received_at)
+        if remaining <= 0:
+            raise TaskTimedOut(
+                f"the training did not start within {self._timeout:g} s of the request's arrival"
+            )
+        return remaining
 
 
 def gbm_estimate(

@@ -12,6 +12,7 @@ from adapters.compute.inline_runner import InlineRunner
 from adapters.frames import PolarsDataset
 from adapters.gbm.trainer import LightGbmTrainer
 from adapters.inline.dataset_source import InlineDatasetSource
+from application.errors import TaskTimedOut
 from application.ports import GbmTrainer
 from application.train_gbm import TrainGbm, TrainGbmCommand
 from domain.data import InlineColumns
@@ -76,3 +77,36 @@ def test_the_trainer_trains_on_the_plan_it_is_given() -> None:
     )
     assert [f.field for f in outcome.feature_importance] == ["age"]
     assert outcome.model_state["feature_names"] == ["age"]
+
+
+class _CountingRunner(InlineRunner):
+    def __init__(self) -> None:
+        super().__init__(queue_limit=1)  # one place: a reservation never released makes the next Busy
+        self.timeouts: list[float | None] = []
+
+    async def run(self, fn: Any, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        self.timeouts.append(timeout)
+        return await super().run(fn, *args, timeout=timeout, **kwargs)
+
+
+async def test_the_deadline_counts_from_the_request_arrival() -> None:
+    clock, runner = FakeClock(start=1000.0), _CountingRunner()
+    use_case = TrainGbm(InlineDatasetSource(), runner, _RecordingTrainer(), 1000, 30, clock)
+    command = TrainGbmCommand(InlineColumns(_columns()), GbmTrainingSpec(label="y"), received_at=988.0)
+    with pytest.raises(ValidationFailed, match="recorded"):
+        await use_case.execute(command)
+    assert runner.timeouts == [pytest.approx(18.0)]  # 30 s from arrival, 12 of them already gone
+
+
+async def test_a_request_past_its_deadline_never_trains_and_frees_its_place() -> None:
+    clock, runner, trainer = FakeClock(start=1000.0), _CountingRunner(), _RecordingTrainer()
+    use_case = TrainGbm(InlineDatasetSource(), runner, trainer, 1000, 30, clock)
+    late = TrainGbmCommand(InlineColumns(_columns()), GbmTrainingSpec(label="y"), received_at=969.0)
+    with pytest.raises(TaskTimedOut, match="30 s of the request's arrival"):
+        await use_case.execute(late)
+    assert trainer.calls == [] and runner.timeouts == []
+    # The place it had reserved is free again: a request on time trains.
+    on_time = TrainGbmCommand(InlineColumns(_columns()), GbmTrainingSpec(label="y"), received_at=999.0)
+    with pytest.raises(ValidationFailed, match="recorded"):
+        await use_case.execute(on_time)
+    assert runner.timeouts == [pytest.approx(29.0)]

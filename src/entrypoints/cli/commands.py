@@ -33,7 +33,7 @@ environment variables (the service's; those that apply offline):
   ML_WORKER_THREADS_PER_TASK       threads of the computation (default: every CPU of the budget)
   ML_WORKER_MEMORY_LIMIT_MB        memory a computation may use (cgroup memory.max, else RAM/2)
   ML_WORKER_MAX_MODEL_MB           largest model a training may write (50)
-  ML_WORKER_TRAIN_TIMEOUT_SECONDS  limit of one training (900)
+  ML_WORKER_TRAIN_TIMEOUT_SECONDS  limit of one training (280)
   ML_WORKER_JOB_TIMEOUT_SECONDS    limit of one analysis (3600)
 
 exit status: 0 done, 2 a mistake in the options or the data (`error: CODE: message` on stderr),

@@ -46,6 +46,8 @@ class RequestContextMiddleware:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
+        # The training deadline counts from here (TrainGbmCommand.received_at), on the use case's clock.
+        scope.setdefault("state", {})["received_at"] = time.time()
         status = 500
         response_started = False
 

@@ -72,7 +72,11 @@ async def train_gbm(request: Request) -> Response:
     started = time.perf_counter()
     request.state.wire_names = gbm.GBM_NAMES
     parsed = await read_request(request, c.TrainGbmRequest)
-    command = TrainGbmCommand(data=parsed.data, spec=gbm.training_spec(parsed.fields))
+    command = TrainGbmCommand(
+        data=parsed.data,
+        spec=gbm.training_spec(parsed.fields),
+        received_at=getattr(request.state, "received_at", None),
+    )
     outcome = await unless_disconnected(request, _services(request).train_gbm.execute(command))
     structlog.contextvars.bind_contextvars(threads=outcome.threads)  # on the request's log line
     metrics = request.app.state.metrics
