@@ -11,7 +11,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ML_WORKER_", extra="ignore", populate_by_name=True)
+    # `.env` in the working directory, as the platform's page tells operators to use for local
+    # development; a variable set in the real environment wins over the file.
+    model_config = SettingsConfigDict(
+        env_prefix="ML_WORKER_",
+        extra="ignore",
+        populate_by_name=True,
+        env_file=".env",
+        env_file_encoding="utf-8",
+    )
 
     host: str = "0.0.0.0"
     port: int = Field(8000, ge=1, le=65535)
@@ -53,7 +61,9 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(30.0, gt=1)
     store_timeout_seconds: float = Field(2.0, gt=0)
     unwritten_results: int = Field(64, ge=0)
-    train_timeout_seconds: float = Field(900.0, gt=0)
+    # Below the platform's 300 s request timeout (its ML_WORKER_TIMEOUT_MS), counted from the
+    # request's arrival: a training the platform gave up on must not go on holding a compute slot.
+    train_timeout_seconds: float = Field(280.0, gt=0)
     statement_timeout_seconds: float = Field(120.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -151,7 +161,7 @@ environment variables:
   ML_WORKER_JOB_LEASE_SECONDS      a job not heartbeating this long fails with WORKER_LOST (30)
   ML_WORKER_STORE_TIMEOUT_SECONDS  connect and command timeout of job store calls (2; +1 s per 10 MB)
   ML_WORKER_UNWRITTEN_RESULTS      finished results held while the job store is unreachable (64)
-  ML_WORKER_TRAIN_TIMEOUT_SECONDS  limit of one /train/gbm call (900)
+  ML_WORKER_TRAIN_TIMEOUT_SECONDS  limit of one /train/gbm call, from its arrival (280)
   ML_WORKER_STATEMENT_TIMEOUT_SECONDS  database statement timeout (120)
   ML_WORKER_LOG_LEVEL              debug | info | warning | error (info)
   ML_WORKER_LOG_FORMAT             auto (console on a TTY, else JSON) | json | console
