@@ -218,6 +218,8 @@ def check_compose(cfg: dict[str, Any], source: str) -> int:
         cond = deps.get(d, {}).get("condition") if isinstance(deps, dict) else None
         f.check(cond == "service_healthy", f"ml-worker should wait for {d} to be healthy")
         f.check(bool((services.get(d) or {}).get("healthcheck")), f"{d} needs a healthcheck")
+    # The platform's page reads the logs with `docker logs kaireon-ml-worker`.
+    f.check(w.get("container_name") == "kaireon-ml-worker", "ml-worker's container_name kaireon-ml-worker")
     f.check(w.get("read_only") is True, "ml-worker should run with read_only: true like the chart")
     f.check(any(str(t).split(":")[0] == "/tmp" for t in w.get("tmpfs") or []), "ml-worker needs tmpfs /tmp")
     # Docker's 64 MB /dev/shm would send all but small task data through /tmp.
@@ -433,8 +435,16 @@ def _expect_existing_db(f: Failures, kinds: Any, dep: Any, env: Any, names: Any)
     f.check("/dev/shm" not in mounts, "shmVolume.enabled=false mounts nothing at /dev/shm")
 
 
+def _expect_platform_name(f: Failures, kinds: Any, dep: Any, env: Any, names: Any) -> None:
+    svc = kinds["Service"][0]
+    f.check(svc["metadata"]["name"] == "kaireon-ml-worker", "fullnameOverride names the Service")
+    f.check(svc["spec"]["ports"][0]["port"] == 8000, "the platform's page addresses port 8000")
+    f.check(dep["metadata"]["name"] == "kaireon-ml-worker", "fullnameOverride names the Deployment")
+
+
 SET_EXPECTATIONS = {
     "enabled": _expect_enabled,
+    "platform-name": _expect_platform_name,
     "redis-ha": _expect_redis_ha,
     "api-key-secret": _expect_api_key_secret,
     "inline-secrets": _expect_inline_secrets,
