@@ -636,6 +636,26 @@ async def test_an_unexpected_error_is_a_generic_500_envelope() -> None:
     assert logged["request_id"] == "boom-1" and logged["error_type"] == "RuntimeError"
 
 
+async def test_the_training_deadline_counts_the_upload(make_client: ClientFactory) -> None:
+    # The platform's timeout runs from when it sent the request: a slow upload that used the whole
+    # deadline must not then start a training that the platform no longer waits for.
+    body = json.dumps({"data": {"columns": small()}, "label": "y"}).encode()
+
+    async def slowly() -> AsyncIterator[bytes]:
+        yield body[: len(body) // 2]
+        await asyncio.sleep(0.4)
+        yield body[len(body) // 2 :]
+
+    async with make_client(train_timeout_seconds=0.3) as client:
+        response = await client.post(
+            "/train/gbm", content=slowly(), headers={"content-type": "application/json"}
+        )
+        error = _error(response, 504, "TIMEOUT")
+        assert "of the request's arrival" in error["message"]
+        health = (await client.get("/health")).json()
+        assert health["compute"]["busy"] == 0 and health["compute"]["queued"] == 0
+
+
 async def test_a_training_over_its_time_limit_is_504_timeout(make_client: ClientFactory) -> None:
     # A fresh worker must import LightGBM before it trains: far more than 50 ms.
     async with make_client(
