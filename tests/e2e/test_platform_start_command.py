@@ -5,13 +5,10 @@ lifespan (job store, compute pool) and answer /health with the same body."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,19 +16,10 @@ from typing import Any
 import pytest
 
 from support.eventually import eventually_sync
-from support.server import free_port
+from support.server import free_port, get_health
 
 ROOT = Path(__file__).resolve().parents[2]
 ML_WORKER = Path(sys.executable).with_name("ml-worker")
-
-
-def _health(port: int) -> dict[str, Any] | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-            body: dict[str, Any] = json.loads(response.read())
-            return body
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
 
 
 def _environment() -> dict[str, str]:
@@ -61,7 +49,8 @@ def _running(command: list[str], cwd: Path) -> Iterator[dict[str, Any]]:
         if proc.poll() is not None:
             output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
             pytest.fail(f"{command} exited with {proc.returncode}:\n{output}")
-        return _health(port)
+        status, body = get_health(port)
+        return body if status == 200 else None
 
     try:
         yield eventually_sync(
