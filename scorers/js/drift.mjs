@@ -1,0 +1,223 @@
+// The drift reference of a modelState (its `reference` block) and the statistics that compare a batch
+// with it: PSI, KS at the reference's bin edges, and the status PSI gives. The same pure functions as
+// the Python domain (src/domain/gbm/reference.py), operation for operation, so both agree to 1e-12.
+// index.mjs validates the block at loadModel and exposes driftPsi(model, rows); this module knows
+// nothing of trees or rows.
+
+/** A share below this (an empty bin included) counts as this in PSI, so ln never sees 0. */
+export const PSI_EPSILON = 1e-4;
+/** psi < STABLE_BELOW: "stable". */
+export const STABLE_BELOW = 0.1;
+/** psi >= DRIFTED_FROM: "drifted"; in between: "watch". */
+export const DRIFTED_FROM = 0.25;
+
+// Shares are rounded fractions of row counts; their sum is 1 up to the rounding of a few additions.
+const SUM_TOLERANCE = 1e-9;
+const MAX_EDGES = 9;
+const SCORE_SOURCES = ['validation', 'training'];
+
+/** "stable" (psi < 0.1), "watch" (0.1 <= psi < 0.25) or "drifted" (psi >= 0.25). */
+export function driftStatus(value) {
+  if (value < STABLE_BELOW) return 'stable';
+  if (value < DRIFTED_FROM) return 'watch';
+  return 'drifted';
+}
+
+/** The bin of a numeric value: the number of edges strictly below it (numpy searchsorted "left"). */
+export function numericBin(edges, value) {
+  let lo = 0;
+  let hi = edges.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (edges[mid] < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * PSI of a batch's bucket counts against the reference's expected shares (same bucket order):
+ * sum of (a - e) * ln(a / e), with every share below PSI_EPSILON counted as PSI_EPSILON.
+ */
+export function psi(expected, counts) {
+  if (expected.length !== counts.length) throw new RangeError(`${expected.length} expected shares but ${counts.length} counts`);
+  let n = 0;
+  for (let i = 0; i < counts.length; i++) n += counts[i];
+  if (!(n > 0)) throw new RangeError('psi needs at least one counted value');
+  let total = 0;
+  for (let i = 0; i < counts.length; i++) {
+    const e = expected[i] < PSI_EPSILON ? PSI_EPSILON : expected[i];
+    const share = counts[i] / n;
+    const a = share < PSI_EPSILON ? PSI_EPSILON : share;
+    total += (a - e) * Math.log(a / e);
+  }
+  return total;
+}
+
+/**
+ * KS between the reference's non-missing shares and a batch's non-missing counts, at the reference's
+ * bin edges (so a lower bound of the exact two-sample statistic); 0 with no edges, null when either
+ * side has no non-missing value.
+ */
+export function binnedKs(shares, counts) {
+  if (shares.length !== counts.length) throw new RangeError(`${shares.length} shares but ${counts.length} counts`);
+  let totalRef = 0;
+  let totalNew = 0;
+  for (let i = 0; i < shares.length; i++) {
+    totalRef += shares[i];
+    totalNew += counts[i];
+  }
+  if (!(totalRef > 0) || !(totalNew > 0)) return null;
+  let ks = 0;
+  let cumRef = 0;
+  let cumNew = 0;
+  for (let i = 0; i < shares.length - 1; i++) {
+    cumRef += shares[i];
+    cumNew += counts[i];
+    const gap = Math.abs(cumRef / totalRef - cumNew / totalNew);
+    if (gap > ks) ks = gap;
+  }
+  return ks;
+}
+
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+const isFiniteNumber = (v) => typeof v === 'number' && Number.isFinite(v);
+const isShare = (v) => isFiniteNumber(v) && v >= 0 && v <= 1;
+
+function checkRows(block, where, fail) {
+  if (!Number.isInteger(block.rows) || block.rows < 0) throw fail(`${where}.rows must be a non-negative integer`);
+}
+
+function checkEdges(edges, where, fail) {
+  if (!Array.isArray(edges) || !edges.every(isFiniteNumber)) throw fail(`${where}.edges must be an array of finite numbers`);
+  if (edges.length > MAX_EDGES) throw fail(`${where}.edges has ${edges.length} edges (at most ${MAX_EDGES})`);
+  for (let i = 1; i < edges.length; i++) {
+    if (!(edges[i] > edges[i - 1])) throw fail(`${where}.edges must be strictly increasing (edges[${i}] <= edges[${i - 1}])`);
+  }
+}
+
+// The bucket vector (shares, then other/missing) must be shares summing to 1.
+function checkShares(where, fail, shares, length, extra) {
+  if (!Array.isArray(shares) || shares.length !== length) throw fail(`${where}.shares must hold ${length} shares`);
+  const named = shares.map((v, i) => [`${where}.shares[${i}]`, v]).concat(extra.map(([key, v]) => [`${where}.${key}`, v]));
+  let sum = 0;
+  for (const [key, v] of named) {
+    if (!isShare(v)) throw fail(`${key} must be a finite number in [0, 1]`);
+    sum += v;
+  }
+  if (Math.abs(sum - 1) > SUM_TOLERANCE) throw fail(`${where} shares sum to ${sum}, not 1`);
+  return named.map(([, v]) => v);
+}
+
+function compileField(block, spec, i, fail) {
+  const where = `reference.fields[${i}]`;
+  if (!isObject(block)) throw fail(`${where} must be an object`);
+  if (block.name !== spec.name) {
+    throw fail(`${where}.name ${JSON.stringify(block.name)} is not input_features[${i}].name ${JSON.stringify(spec.name)}`);
+  }
+  if (block.kind !== spec.kind) throw fail(`${where}.kind ${JSON.stringify(block.kind)} is not the input's kind ${JSON.stringify(spec.kind)}`);
+  if (spec.kind === 'numeric') {
+    checkEdges(block.edges, where, fail);
+    const expected = checkShares(where, fail, block.shares, block.edges.length + 1, [['missing_share', block.missing_share]]);
+    return { name: spec.name, kind: 'numeric', edges: Float64Array.from(block.edges), expected };
+  }
+  const { categories } = block;
+  if (!Array.isArray(categories) || categories.length !== spec.categories.length || categories.some((c, j) => c !== spec.categories[j])) {
+    throw fail(`${where}.categories must equal the categories of input_features[${i}] (${JSON.stringify(spec.name)}), in order`);
+  }
+  const expected = checkShares(where, fail, block.shares, categories.length, [
+    ['other_share', block.other_share], ['missing_share', block.missing_share],
+  ]);
+  return { name: spec.name, kind: 'categorical', codes: new Map(categories.map((c, j) => [c, j])), expected };
+}
+
+function checkPerformance(block, fail) {
+  const where = 'reference.performance';
+  if (!isObject(block)) throw fail(`${where} must be an object`);
+  checkRows(block, where, fail);
+  if (block.auc !== null && !isShare(block.auc)) throw fail(`${where}.auc must be null or a number in [0, 1]`);
+  if (!isFiniteNumber(block.logloss) || block.logloss < 0) throw fail(`${where}.logloss must be a finite number >= 0`);
+  if (!isShare(block.ece)) throw fail(`${where}.ece must be a number in [0, 1]`);
+}
+
+/**
+ * Internal (index.mjs calls it at loadModel): validate a `reference` block against the model's
+ * already-validated input_features and compile it; `fail(message)` builds the error to throw.
+ */
+export function compileReference(block, inputFeatures, fail) {
+  if (!isObject(block)) throw fail('reference must be an object');
+  checkRows(block, 'reference', fail);
+  const { fields } = block;
+  if (!Array.isArray(fields) || fields.length !== inputFeatures.length) {
+    throw fail(`reference.fields must hold one entry per input feature (${inputFeatures.length}), in input_features order`);
+  }
+  const compiled = fields.map((field, i) => compileField(field, inputFeatures[i], i, fail));
+  const scoreBlock = block.score;
+  if (!isObject(scoreBlock)) throw fail('reference.score must be an object');
+  checkRows(scoreBlock, 'reference.score', fail);
+  if (!SCORE_SOURCES.includes(scoreBlock.source)) {
+    throw fail(`reference.score.source ${JSON.stringify(scoreBlock.source)} is not one of ${SCORE_SOURCES.join(', ')}`);
+  }
+  checkEdges(scoreBlock.edges, 'reference.score', fail);
+  const scoreExpected = checkShares('reference.score', fail, scoreBlock.shares, scoreBlock.edges.length + 1, []);
+  if (block.performance !== undefined && block.performance !== null) checkPerformance(block.performance, fail);
+  return Object.freeze({
+    rows: block.rows,
+    fields: compiled,
+    score: { edges: Float64Array.from(scoreBlock.edges), expected: scoreExpected },
+  });
+}
+
+// Counts per bucket: numeric bins then missing (NaN).
+function numericCounts(edges, values) {
+  const counts = new Array(edges.length + 2).fill(0);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    counts[v !== v ? edges.length + 1 : numericBin(edges, v)] += 1;
+  }
+  return counts;
+}
+
+// Counts per bucket: the categories, then other (a key not recorded, or none: null), then missing
+// (undefined).
+function categoricalCounts(codes, keys) {
+  const other = codes.size;
+  const counts = new Array(other + 2).fill(0);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i];
+    const code = key === undefined ? other + 1 : codes.get(key);
+    counts[code === undefined ? other : code] += 1;
+  }
+  return counts;
+}
+
+/**
+ * Internal (driftPsi in index.mjs): the drift report of one batch. `values[f]` holds field f's values
+ * (numeric: numbers, NaN = missing; categorical: category keys, null = no key, undefined = missing);
+ * `scores` the batch's scores.
+ */
+export function driftReport(reference, values, scores) {
+  const n = scores.length;
+  const fields = reference.fields.map((field, f) => {
+    const numeric = field.kind === 'numeric';
+    const counts = numeric ? numericCounts(field.edges, values[f]) : categoricalCounts(field.codes, values[f]);
+    const value = psi(field.expected, counts);
+    const last = counts.length - 1;
+    return {
+      field: field.name,
+      kind: field.kind,
+      psi: value,
+      ks: numeric ? binnedKs(field.expected.slice(0, last), counts.slice(0, last)) : null,
+      missingShareChange: counts[last] / n - field.expected[last],
+      status: driftStatus(value),
+    };
+  });
+  const counts = numericCounts(reference.score.edges, scores);
+  counts.pop(); // a score is never missing
+  const scorePsi = psi(reference.score.expected, counts);
+  return {
+    rows: n,
+    fields,
+    score: { psi: scorePsi, ks: binnedKs(reference.score.expected, counts), status: driftStatus(scorePsi) },
+  };
+}
