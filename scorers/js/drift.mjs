@@ -14,7 +14,7 @@ export const DRIFTED_FROM = 0.25;
 // Shares are rounded fractions of row counts; their sum is 1 up to the rounding of a few additions.
 const SUM_TOLERANCE = 1e-9;
 const MAX_EDGES = 9;
-const SCORE_SOURCES = ['validation', 'training'];
+const SCORE_SOURCES = ['training', 'validation'];
 
 /** "stable" (psi < 0.1), "watch" (0.1 <= psi < 0.25) or "drifted" (psi >= 0.25). */
 export function driftStatus(value) {
@@ -84,60 +84,65 @@ const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
 const isFiniteNumber = (v) => typeof v === 'number' && Number.isFinite(v);
 const isShare = (v) => isFiniteNumber(v) && v >= 0 && v <= 1;
 
-function checkRows(block, where, fail) {
-  if (!Number.isInteger(block.rows) || block.rows < 0) throw fail(`${where}.rows must be a non-negative integer`);
-}
+const isCount = (v) => Number.isInteger(v) && v >= 0;
 
-function checkEdges(edges, where, fail) {
-  if (!Array.isArray(edges) || !edges.every(isFiniteNumber)) throw fail(`${where}.edges must be an array of finite numbers`);
-  if (edges.length > MAX_EDGES) throw fail(`${where}.edges has ${edges.length} edges (at most ${MAX_EDGES})`);
+// The checks and messages are the Python domain's (domain.gbm.reference.validate_reference), so both
+// scorers refuse the same blocks for the same reason.
+function checkEdges(edges, where, refuse) {
+  if (!Array.isArray(edges) || edges.length > MAX_EDGES || !edges.every(isFiniteNumber)) {
+    throw refuse(`${where}: edges must be a list of at most ${MAX_EDGES} finite numbers`);
+  }
   for (let i = 1; i < edges.length; i++) {
-    if (!(edges[i] > edges[i - 1])) throw fail(`${where}.edges must be strictly increasing (edges[${i}] <= edges[${i - 1}])`);
+    if (!(edges[i] > edges[i - 1])) throw refuse(`${where}: edges must be strictly increasing (edges[${i}] <= edges[${i - 1}])`);
   }
 }
 
-// The bucket vector (shares, then other/missing) must be shares summing to 1.
-function checkShares(where, fail, shares, length, extra) {
-  if (!Array.isArray(shares) || shares.length !== length) throw fail(`${where}.shares must hold ${length} shares`);
-  const named = shares.map((v, i) => [`${where}.shares[${i}]`, v]).concat(extra.map(([key, v]) => [`${where}.${key}`, v]));
+// A bucket vector (shares, then other/missing): finite shares in [0, 1] summing to 1.
+function checkShares(vector, where, refuse) {
+  if (!vector.every(isShare)) throw refuse(`${where}: shares must be finite numbers in [0, 1]`);
   let sum = 0;
-  for (const [key, v] of named) {
-    if (!isShare(v)) throw fail(`${key} must be a finite number in [0, 1]`);
-    sum += v;
-  }
-  if (Math.abs(sum - 1) > SUM_TOLERANCE) throw fail(`${where} shares sum to ${sum}, not 1`);
-  return named.map(([, v]) => v);
+  for (const v of vector) sum += v;
+  if (Math.abs(sum - 1) > SUM_TOLERANCE) throw refuse(`${where}: shares must sum to 1 (they sum to ${sum})`);
+  return vector.slice();
 }
 
-function compileField(block, spec, i, fail) {
-  const where = `reference.fields[${i}]`;
-  if (!isObject(block)) throw fail(`${where} must be an object`);
-  if (block.name !== spec.name) {
-    throw fail(`${where}.name ${JSON.stringify(block.name)} is not input_features[${i}].name ${JSON.stringify(spec.name)}`);
+function checkBinned(entry, where, extra, refuse) {
+  checkEdges(entry.edges, where, refuse);
+  const { shares } = entry;
+  if (!Array.isArray(shares) || shares.length !== entry.edges.length + 1) {
+    throw refuse(`${where}: shares must hold one share per bin (len(edges) + 1)`);
   }
-  if (block.kind !== spec.kind) throw fail(`${where}.kind ${JSON.stringify(block.kind)} is not the input's kind ${JSON.stringify(spec.kind)}`);
+  return checkShares(shares.concat(extra.map((key) => entry[key])), where, refuse);
+}
+
+function compileField(entry, spec, refuse) {
+  const where = `field ${JSON.stringify(spec.name)}`;
+  if (!isObject(entry) || entry.name !== spec.name || entry.kind !== spec.kind) {
+    throw refuse(`${where}: entry must carry the input feature's name and kind, in order`);
+  }
   if (spec.kind === 'numeric') {
-    checkEdges(block.edges, where, fail);
-    const expected = checkShares(where, fail, block.shares, block.edges.length + 1, [['missing_share', block.missing_share]]);
-    return { name: spec.name, kind: 'numeric', edges: Float64Array.from(block.edges), expected };
+    const expected = checkBinned(entry, where, ['missing_share'], refuse);
+    return { name: spec.name, kind: 'numeric', edges: Float64Array.from(entry.edges), expected };
   }
-  const { categories } = block;
+  const { categories, shares } = entry;
   if (!Array.isArray(categories) || categories.length !== spec.categories.length || categories.some((c, j) => c !== spec.categories[j])) {
-    throw fail(`${where}.categories must equal the categories of input_features[${i}] (${JSON.stringify(spec.name)}), in order`);
+    throw refuse(`${where}: categories must equal the input feature's categories`);
   }
-  const expected = checkShares(where, fail, block.shares, categories.length, [
-    ['other_share', block.other_share], ['missing_share', block.missing_share],
-  ]);
+  if (!Array.isArray(shares) || shares.length !== categories.length) throw refuse(`${where}: shares must hold one share per category`);
+  const expected = checkShares(shares.concat([entry.other_share, entry.missing_share]), where, refuse);
   return { name: spec.name, kind: 'categorical', codes: new Map(categories.map((c, j) => [c, j])), expected };
 }
 
-function checkPerformance(block, fail) {
-  const where = 'reference.performance';
-  if (!isObject(block)) throw fail(`${where} must be an object`);
-  checkRows(block, where, fail);
-  if (block.auc !== null && !isShare(block.auc)) throw fail(`${where}.auc must be null or a number in [0, 1]`);
-  if (!isFiniteNumber(block.logloss) || block.logloss < 0) throw fail(`${where}.logloss must be a finite number >= 0`);
-  if (!isShare(block.ece)) throw fail(`${where}.ece must be a number in [0, 1]`);
+function checkPerformance(performance, refuse) {
+  if (!isObject(performance) || !isCount(performance.rows)) {
+    throw refuse('performance must be an object with a non-negative integer rows');
+  }
+  for (const key of ['logloss', 'ece']) {
+    if (!isFiniteNumber(performance[key])) throw refuse(`performance: ${key} must be a finite number`);
+  }
+  if (performance.auc !== null && performance.auc !== undefined && !isFiniteNumber(performance.auc)) {
+    throw refuse('performance: auc must be a finite number or null');
+  }
 }
 
 /**
@@ -145,26 +150,23 @@ function checkPerformance(block, fail) {
  * already-validated input_features and compile it; `fail(message)` builds the error to throw.
  */
 export function compileReference(block, inputFeatures, fail) {
-  if (!isObject(block)) throw fail('reference must be an object');
-  checkRows(block, 'reference', fail);
+  const refuse = (message) => fail(`reference: ${message}`);
+  if (!isObject(block)) throw refuse('must be an object');
+  if (!isCount(block.rows)) throw refuse('rows must be a non-negative integer');
   const { fields } = block;
   if (!Array.isArray(fields) || fields.length !== inputFeatures.length) {
-    throw fail(`reference.fields must hold one entry per input feature (${inputFeatures.length}), in input_features order`);
+    throw refuse('fields must hold one entry per input feature, in input_features order');
   }
-  const compiled = fields.map((field, i) => compileField(field, inputFeatures[i], i, fail));
-  const scoreBlock = block.score;
-  if (!isObject(scoreBlock)) throw fail('reference.score must be an object');
-  checkRows(scoreBlock, 'reference.score', fail);
-  if (!SCORE_SOURCES.includes(scoreBlock.source)) {
-    throw fail(`reference.score.source ${JSON.stringify(scoreBlock.source)} is not one of ${SCORE_SOURCES.join(', ')}`);
-  }
-  checkEdges(scoreBlock.edges, 'reference.score', fail);
-  const scoreExpected = checkShares('reference.score', fail, scoreBlock.shares, scoreBlock.edges.length + 1, []);
-  if (block.performance !== undefined && block.performance !== null) checkPerformance(block.performance, fail);
+  const compiled = fields.map((entry, i) => compileField(entry, inputFeatures[i], refuse));
+  const { score } = block;
+  if (!isObject(score) || !isCount(score.rows)) throw refuse('score must be an object with a non-negative integer rows');
+  if (!SCORE_SOURCES.includes(score.source)) throw refuse(`score: source must be one of ${JSON.stringify(SCORE_SOURCES)}`);
+  const scoreExpected = checkBinned(score, 'score', [], refuse);
+  if (block.performance !== undefined && block.performance !== null) checkPerformance(block.performance, refuse);
   return Object.freeze({
     rows: block.rows,
     fields: compiled,
-    score: { edges: Float64Array.from(scoreBlock.edges), expected: scoreExpected },
+    score: { edges: Float64Array.from(score.edges), expected: scoreExpected },
   });
 }
 

@@ -47,6 +47,8 @@ const REQUIRED_KEYS = [
 const HASH_PATTERN = /^sha256:[0-9a-f]{64}$/;
 const CAT_THRESHOLD_PATTERN = /^\d+(\|\|\d+)*$/;
 const LINEAR_LEAF_KEYS = ['leaf_coeff', 'leaf_const', 'leaf_features'];
+// Only schema_version 2 may carry these.
+const BLOCK_KEYS = ['calibration', 'reference'];
 
 /** A modelState this scorer cannot score faithfully: unknown version, objective or shape. */
 export class UnsupportedModelError extends Error {
@@ -138,8 +140,9 @@ function validateHeader(state) {
   if ('schema_version' in state && !SUPPORTED_SCHEMA_VERSIONS.includes(state.schema_version)) {
     throw fail(`schema_version ${JSON.stringify(state.schema_version)} is not supported (supported: ${SUPPORTED_SCHEMA_VERSIONS.join(', ')}); upgrade the scorer`);
   }
-  if (state.schema_version === 1 && ('calibration' in state || 'reference' in state)) {
-    throw fail('schema_version 1 cannot carry calibration/reference (they need schema_version 2)');
+  const carried = BLOCK_KEYS.filter((k) => k in state);
+  if (state.schema_version === 1 && carried.length) {
+    throw fail(`schema_version 1 cannot carry ${carried.join(' or ')}: a model with them is version 2`);
   }
   const missing = REQUIRED_KEYS.filter((k) => !(k in state));
   if (missing.length) throw fail(`lacks required keys: ${missing.join(', ')}`);
@@ -273,39 +276,39 @@ function compileTrees(trees, numFeatures, columnOwner) {
   };
 }
 
-const CALIBRATION_SOURCES = ['validation', 'cross_fitted'];
+const CALIBRATION_SOURCES = ['cross_fitted', 'validation'];
 
-function isUnitArray(values) {
-  return Array.isArray(values) && values.every((v) => isFiniteNumber(v) && v >= 0 && v <= 1);
-}
-
-// Returns (probability, rawMargin) -> calibrated score. The expressions are formats.md's, operation
-// for operation, so this and the Python scorer (domain.gbm.calibration) agree to the last bit.
+// Returns (probability, rawMargin) -> calibrated score. The checks and messages are the Python
+// scorer's (domain.gbm.calibration), and the expressions formats.md's, operation for operation, so
+// both scorers agree to the last bit.
 function compileCalibration(block) {
-  if (!isObject(block)) throw fail('calibration must be an object');
+  const refuse = (message) => fail(`calibration: ${message}`);
+  if (!isObject(block)) throw refuse('must be an object');
   const { method } = block;
-  if (method !== ISOTONIC && method !== PLATT) {
-    throw fail(`calibration.method ${JSON.stringify(method)} is not supported (supported: "${ISOTONIC}", "${PLATT}")`);
-  }
-  if (!isInteger(block.fitted_on) || block.fitted_on < 0) throw fail('calibration.fitted_on must be a non-negative integer');
-  if ('source' in block && !CALIBRATION_SOURCES.includes(block.source)) {
-    throw fail(`calibration.source ${JSON.stringify(block.source)} is not one of ${CALIBRATION_SOURCES.join(', ')}`);
+  if (method !== ISOTONIC && method !== PLATT) throw refuse(`method ${JSON.stringify(method)} is not one of ["${ISOTONIC}", "${PLATT}"]`);
+  if (!isInteger(block.fitted_on) || block.fitted_on < 0) throw refuse('fitted_on must be a non-negative integer');
+  if (!CALIBRATION_SOURCES.includes(block.source)) {
+    throw refuse(`source ${JSON.stringify(block.source)} is not one of ${JSON.stringify(CALIBRATION_SOURCES)}`);
   }
   if (method === PLATT) {
     const { a, b } = block;
-    if (!isFiniteNumber(a) || a <= 0) throw fail('calibration.a must be a finite number > 0 (platt)');
-    if (!isFiniteNumber(b)) throw fail('calibration.b must be a finite number (platt)');
+    if (!isFiniteNumber(a) || a <= 0) throw refuse('platt needs a finite a > 0 (a <= 0 would reverse the ranking)');
+    if (!isFiniteNumber(b)) throw refuse('platt needs a finite b');
     return (_probability, margin) => 1 / (1 + Math.exp(-(a * margin + b)));
   }
-  if (!isUnitArray(block.x) || block.x.length === 0) throw fail('calibration.x must be a non-empty array of finite numbers in [0, 1] (isotonic)');
-  if (!isUnitArray(block.y) || block.y.length !== block.x.length) {
-    throw fail('calibration.y must be an array of finite numbers in [0, 1], as long as calibration.x (isotonic)');
+  if (!Array.isArray(block.x) || !Array.isArray(block.y) || block.x.length === 0 || block.x.length !== block.y.length) {
+    throw refuse('isotonic needs x and y: non-empty lists of the same length');
+  }
+  if (!block.x.concat(block.y).every((v) => isFiniteNumber(v) && v >= 0 && v <= 1)) {
+    throw refuse('isotonic x and y must be finite numbers in [0, 1]');
   }
   const x = Float64Array.from(block.x);
   const y = Float64Array.from(block.y);
   for (let i = 1; i < x.length; i++) {
-    if (!(x[i] > x[i - 1])) throw fail(`calibration.x must be strictly increasing (x[${i}] <= x[${i - 1}])`);
-    if (!(y[i] >= y[i - 1])) throw fail(`calibration.y must be non-decreasing (y[${i}] < y[${i - 1}])`);
+    if (!(x[i] > x[i - 1])) throw refuse(`isotonic x must be strictly increasing (x[${i}] <= x[${i - 1}])`);
+  }
+  for (let i = 1; i < y.length; i++) {
+    if (!(y[i] >= y[i - 1])) throw refuse(`isotonic y must be non-decreasing (y[${i}] < y[${i - 1}])`);
   }
   const last = x.length - 1;
   return (p) => {

@@ -106,39 +106,42 @@ test('calibration leaves rawMargin, contributions and baseValue unchanged', () =
 });
 
 test('a version-1 state carrying calibration or reference is refused', () => {
+  const both = { calibration: platt(1, 0), reference: { rows: 1 } };
+  assert.throws(() => loadModel(stateOf({ version: 1, ...both })), /cannot carry calibration or reference/);
   for (const blocks of [{ calibration: platt(1, 0) }, { reference: { rows: 1 } }, { calibration: null }]) {
     assert.throws(
       () => loadModel(stateOf({ version: 1, ...blocks })),
-      (e) => e instanceof UnsupportedModelError && /schema_version 1 cannot carry calibration\/reference/.test(e.message),
+      (e) => e instanceof UnsupportedModelError && /schema_version 1 cannot carry (calibration|reference): a model with them is version 2/.test(e.message),
     );
   }
 });
 
 test('malformed calibration blocks are refused, naming the key', () => {
   const cases = [
-    [null, /calibration must be an object/],
-    [[1, 2], /calibration must be an object/],
-    [{ ...platt(1, 0), method: 'beta' }, /calibration.method "beta" is not supported/],
-    [{ ...platt(1, 0), fitted_on: -1 }, /calibration.fitted_on/],
-    [{ ...platt(1, 0), fitted_on: 1.5 }, /calibration.fitted_on/],
-    [{ ...platt(1, 0), fitted_on: undefined }, /calibration.fitted_on/],
-    [{ ...platt(1, 0), source: 'training' }, /calibration.source/],
-    [platt(0, 0), /calibration.a/],
-    [platt(-1, 0), /calibration.a/],
-    [platt(Infinity, 0), /calibration.a/],
-    [platt('1', 0), /calibration.a/],
-    [platt(1, NaN), /calibration.b/],
-    [platt(1, null), /calibration.b/],
-    [isotonic([], []), /calibration.x/],
-    [isotonic([0.1, 1.2], [0.1, 0.2]), /calibration.x/],
-    [isotonic([-0.1, 0.5], [0.1, 0.2]), /calibration.x/],
-    [isotonic([0.1, NaN], [0.1, 0.2]), /calibration.x/],
-    [isotonic([0.5, 0.5], [0.1, 0.2]), /calibration.x must be strictly increasing/],
-    [isotonic([0.6, 0.5], [0.1, 0.2]), /calibration.x must be strictly increasing/],
-    [isotonic([0.1, 0.5], [0.2]), /calibration.y/],
-    [isotonic([0.1, 0.5], [0.2, 1.5]), /calibration.y/],
-    [isotonic([0.1, 0.5], [0.3, 0.2]), /calibration.y must be non-decreasing/],
-    [isotonic([0.1, 0.5], 'flat'), /calibration.y/],
+    [null, /calibration: must be an object/],
+    [[1, 2], /calibration: must be an object/],
+    [{ ...platt(1, 0), method: 'beta' }, /calibration: method "beta" is not one of/],
+    [{ ...platt(1, 0), fitted_on: -1 }, /calibration: fitted_on/],
+    [{ ...platt(1, 0), fitted_on: 1.5 }, /calibration: fitted_on/],
+    [{ ...platt(1, 0), fitted_on: undefined }, /calibration: fitted_on/],
+    [{ ...platt(1, 0), source: 'training' }, /calibration: source "training"/],
+    [{ ...platt(1, 0), source: undefined }, /calibration: source/],
+    [platt(0, 0), /calibration: platt needs a finite a > 0/],
+    [platt(-1, 0), /calibration: platt needs a finite a > 0/],
+    [platt(Infinity, 0), /calibration: platt needs a finite a > 0/],
+    [platt('1', 0), /calibration: platt needs a finite a > 0/],
+    [platt(1, NaN), /calibration: platt needs a finite b/],
+    [platt(1, null), /calibration: platt needs a finite b/],
+    [isotonic([], []), /calibration: isotonic needs x and y/],
+    [isotonic([0.1, 0.5], [0.2]), /calibration: isotonic needs x and y/],
+    [isotonic([0.1, 0.5], 'flat'), /calibration: isotonic needs x and y/],
+    [isotonic([0.1, 1.2], [0.1, 0.2]), /calibration: isotonic x and y must be finite numbers in \[0, 1\]/],
+    [isotonic([-0.1, 0.5], [0.1, 0.2]), /calibration: isotonic x and y must be finite/],
+    [isotonic([0.1, NaN], [0.1, 0.2]), /calibration: isotonic x and y must be finite/],
+    [isotonic([0.1, 0.5], [0.2, 1.5]), /calibration: isotonic x and y must be finite/],
+    [isotonic([0.5, 0.5], [0.1, 0.2]), /calibration: isotonic x must be strictly increasing/],
+    [isotonic([0.6, 0.5], [0.1, 0.2]), /calibration: isotonic x must be strictly increasing/],
+    [isotonic([0.1, 0.5], [0.3, 0.2]), /calibration: isotonic y must be non-decreasing/],
   ];
   for (const [calibration, pattern] of cases) {
     assert.throws(

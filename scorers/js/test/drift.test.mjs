@@ -187,28 +187,31 @@ test('malformed reference blocks are refused at loadModel, naming the key', () =
   const [x, c] = REFERENCE.fields;
   const withField = (i, change) => ({ ...REFERENCE, fields: REFERENCE.fields.map((f, j) => (j === i ? { ...f, ...change } : f)) });
   const cases = [
-    ['not an object', [], /reference must be an object/],
-    ['negative rows', { ...REFERENCE, rows: -1 }, /reference.rows/],
-    ['fields missing', { ...REFERENCE, fields: undefined }, /reference.fields must hold one entry per input feature/],
-    ['one field short', { ...REFERENCE, fields: [x] }, /reference.fields must hold one entry per input feature/],
-    ['fields out of order', { ...REFERENCE, fields: [c, x] }, /reference.fields\[0\].name "c" is not input_features\[0\].name "x"/],
-    ['kind disagrees', withField(0, { kind: 'categorical' }), /reference.fields\[0\].kind/],
-    ['edges not increasing', withField(0, { edges: [1, 1] }), /reference.fields\[0\].edges must be strictly increasing/],
-    ['edges non-finite', withField(0, { edges: [0, null] }), /reference.fields\[0\].edges must be an array of finite numbers/],
+    ['not an object', [], /reference: must be an object/],
+    ['negative rows', { ...REFERENCE, rows: -1 }, /reference: rows must be a non-negative integer/],
+    ['fields missing', { ...REFERENCE, fields: undefined }, /reference: fields must hold one entry per input feature/],
+    ['one field short', { ...REFERENCE, fields: [x] }, /reference: fields must hold one entry per input feature/],
+    ['fields out of order', { ...REFERENCE, fields: [c, x] }, /reference: field "x": entry must carry the input feature's name and kind/],
+    ['kind disagrees', withField(0, { kind: 'categorical' }), /reference: field "x": entry must carry/],
+    ['edges not increasing', withField(0, { edges: [1, 1] }), /reference: field "x": edges must be strictly increasing/],
+    ['edges non-finite', withField(0, { edges: [0, null] }), /reference: field "x": edges must be a list of at most 9 finite numbers/],
     ['ten edges', withField(0, { edges: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], shares: [...Array(10).fill(0.09), 0] }), /at most 9/],
-    ['shares one short', withField(0, { shares: [0.45, 0.45] }), /reference.fields\[0\].shares must hold 3 shares/],
-    ['a negative share', withField(0, { shares: [0.5, 0.5, -0.1] }), /reference.fields\[0\].shares\[2\] must be a finite number in \[0, 1\]/],
-    ['missing_share absent', withField(0, { missing_share: undefined }), /reference.fields\[0\].missing_share/],
-    ['numeric sum off', withField(0, { missing_share: 0.1 + 2e-9 }), /reference.fields\[0\] shares sum to/],
-    ['categories differ', withField(1, { categories: ['b', 'a'] }), /reference.fields\[1\].categories must equal/],
-    ['a category short', withField(1, { categories: ['a'], shares: [0.9] }), /reference.fields\[1\].categories must equal/],
-    ['other_share absent', withField(1, { other_share: undefined }), /reference.fields\[1\].other_share/],
-    ['categorical sum off', withField(1, { other_share: 0.15 }), /reference.fields\[1\] shares sum to/],
-    ['score absent', { ...REFERENCE, score: undefined }, /reference.score must be an object/],
-    ['score source', { ...REFERENCE, score: { ...REFERENCE.score, source: 'test' } }, /reference.score.source/],
-    ['score edges', { ...REFERENCE, score: { ...REFERENCE.score, edges: [0.8, 0.2] } }, /reference.score.edges/],
-    ['score shares', { ...REFERENCE, score: { ...REFERENCE.score, shares: [0.5, 0.4] } }, /reference.score shares sum to/],
-    ['score rows', { ...REFERENCE, score: { ...REFERENCE.score, rows: 2.5 } }, /reference.score.rows/],
+    ['shares one short', withField(0, { shares: [0.45, 0.45] }), /reference: field "x": shares must hold one share per bin/],
+    ['a negative share', withField(0, { shares: [0.5, 0.5, -0.1] }), /reference: field "x": shares must be finite numbers in \[0, 1\]/],
+    ['missing_share absent', withField(0, { missing_share: undefined }), /reference: field "x": shares must be finite/],
+    ['numeric sum off', withField(0, { missing_share: 0.1 + 2e-9 }), /reference: field "x": shares must sum to 1/],
+    ['categories differ', withField(1, { categories: ['b', 'a'] }), /reference: field "c": categories must equal/],
+    ['a category short', withField(1, { categories: ['a'], shares: [0.9] }), /reference: field "c": categories must equal/],
+    ['shares per category', withField(1, { shares: [0.9] }), /reference: field "c": shares must hold one share per category/],
+    ['other_share absent', withField(1, { other_share: undefined }), /reference: field "c": shares must be finite/],
+    ['categorical sum off', withField(1, { other_share: 0.15 }), /reference: field "c": shares must sum to 1/],
+    ['score absent', { ...REFERENCE, score: undefined }, /reference: score must be an object/],
+    ['score source', { ...REFERENCE, score: { ...REFERENCE.score, source: 'test' } }, /reference: score: source must be one of/],
+    ['score edges', { ...REFERENCE, score: { ...REFERENCE.score, edges: [0.8, 0.2] } }, /reference: score: edges/],
+    ['score shares', { ...REFERENCE, score: { ...REFERENCE.score, shares: [0.5, 0.4] } }, /reference: score: shares must sum to 1/],
+    ['score rows', { ...REFERENCE, score: { ...REFERENCE.score, rows: 2.5 } }, /reference: score must be an object with a non-negative integer rows/],
+    ['performance', { ...REFERENCE, performance: { rows: 5, auc: 0.7, logloss: 'low', ece: 0.01 } }, /reference: performance: logloss/],
+    ['performance auc', { ...REFERENCE, performance: { rows: 5, auc: NaN, logloss: 0.4, ece: 0.01 } }, /reference: performance: auc/],
   ];
   for (const [what, reference, pattern] of cases) {
     assert.throws(
@@ -219,6 +222,7 @@ test('malformed reference blocks are refused at loadModel, naming the key', () =
   }
   // Shares summing to 1 within 1e-9 pass; a field with no edges has one bin.
   loadModel(stateOf({ reference: withField(0, { missing_share: 0.1 + 5e-10 }) }));
+  loadModel(stateOf({ reference: { ...REFERENCE, performance: { rows: 5, auc: null, logloss: 0.4, ece: 0.01 } } }));
   const single = loadModel(stateOf({ reference: withField(0, { edges: [], shares: [0.9] }) }));
   const [field] = driftPsi(single, [{ x: 3 }, { x: null }]).fields;
   assert.equal(field.ks, 0);
