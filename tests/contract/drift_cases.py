@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from gbm_cases import Case, Recipe, _labels, _raw_rows, from_json_number
+from gbm_cases import Case, Recipe, _labels, _raw_rows, from_json_number, to_json_number
 from sklearn.isotonic import IsotonicRegression
 
 from domain.gbm.model_state import attach_blocks
@@ -192,7 +192,7 @@ def shifted(rows: Sequence[Mapping[str, Any]], field: str, by: float) -> list[di
     for row in rows:
         value = row.get(field)
         moved = isinstance(value, float | int) and math.isfinite(value)
-        out.append({**row, field: value + by} if moved else dict(row))
+        out.append({**row, field: to_json_number(value + by)} if moved else dict(row))
     return out
 
 
@@ -205,4 +205,6 @@ def swapped(rows: Sequence[Mapping[str, Any]], field: str, first: str, second: s
 def spread(rows: Sequence[Mapping[str, Any]], field: str) -> float:
     """The standard deviation of `field`'s finite values."""
     values = np.array([from_json_number(row.get(field)) for row in rows])
-    return float(np.std(values[np.isfinite(values)]))
+    finite = values[np.isfinite(values)]
+    scale = float(np.max(np.abs(finite), initial=0.0)) or 1.0
+    return float(np.std(finite / scale)) * scale  # scaled: the square of 1e200 overflows
