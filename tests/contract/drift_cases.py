@@ -116,7 +116,12 @@ def build_reference(
     return {
         "rows": len(rows),
         "fields": fields,
-        "score": {"rows": len(scores), "source": "training", "edges": score["edges"], "shares": score["shares"]},
+        "score": {
+            "rows": len(scores),
+            "source": "training",
+            "edges": score["edges"],
+            "shares": score["shares"],
+        },
     }
 
 

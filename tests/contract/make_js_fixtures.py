@@ -79,7 +79,9 @@ def fixture(name: str) -> dict[str, Any]:
     }
 
 
-def calibrated_fixture(name: str, case_name: str, method: str, numeric: str, categorical: str) -> dict[str, Any]:
+def calibrated_fixture(
+    name: str, case_name: str, method: str, numeric: str, categorical: str
+) -> dict[str, Any]:
     case = build_case(next(recipe for recipe in FIXED_RECIPES if recipe.name == case_name))
     state = calibrated_case(case, method, with_performance=method == "platt")
     model = load_model(state)
@@ -99,7 +101,11 @@ def calibrated_fixture(name: str, case_name: str, method: str, numeric: str, cat
         report = python_drift(state, rows)
         # The fixture means what its name says: exactly these fields drift.
         statuses = {field["field"]: field["status"] for field in report["fields"]}
-        assert statuses == {f: "drifted" if f in drifted else "stable" for f in statuses}, (name, label, statuses)
+        assert statuses == {f: "drifted" if f in drifted else "stable" for f in statuses}, (
+            name,
+            label,
+            statuses,
+        )
         drift[label] = {"rows": rows, "drifted": drifted, "expected": report}
     return {
         "name": name,
@@ -208,36 +214,78 @@ def rejected_blocks(plain: Recipe, categorical: Recipe) -> list[dict[str, Any]]:
                 lambda s: field(s).update(shares=field(s)["shares"][1:]),
             )
             continue
-        mutate("schema_version 1 carrying calibration", "schema_version 1 cannot carry calibration",
-               lambda s: (s.pop("reference"), s.update(schema_version=1)))
-        mutate("schema_version 1 carrying a reference", "schema_version 1 cannot carry reference",
-               lambda s: (s.pop("calibration"), s.update(schema_version=1)))
-        mutate("an unknown calibration method", "calibration: method",
-               lambda s: s["calibration"].update(method="beta"))
-        mutate("a calibration without source", "calibration: source", lambda s: s["calibration"].pop("source"))
-        mutate("a negative fitted_on", "fitted_on must be a non-negative integer",
-               lambda s: s["calibration"].update(fitted_on=-1))
-        mutate("a Platt a of 0 (it would flatten the ranking)", "platt needs a finite a > 0",
-               lambda s: s["calibration"].update(a=0.0))
-        mutate("isotonic breakpoints not increasing", "isotonic x must be strictly increasing",
-               lambda s: s.update(calibration={**s["calibration"], "method": "isotonic", "x": [0.5, 0.4],
-                                               "y": [0.1, 0.2]}))
-        mutate("isotonic values decreasing", "isotonic y must be non-decreasing",
-               lambda s: s.update(calibration={**s["calibration"], "method": "isotonic", "x": [0.4, 0.5],
-                                               "y": [0.2, 0.1]}))
-        mutate("isotonic values outside [0, 1]", "isotonic x and y must be finite numbers in [0, 1]",
-               lambda s: s.update(calibration={**s["calibration"], "method": "isotonic", "x": [0.4, 0.5],
-                                               "y": [0.2, 1.5]}))
-        mutate("a reference field under another name", "entry must carry the input feature's name and kind",
-               lambda s: field(s).update(name="b"))
-        mutate("reference edges not increasing", "edges must be strictly increasing",
-               lambda s: field(s).update(edges=field(s)["edges"][::-1]))
-        mutate("a reference with ten edges", "at most 9 finite numbers",
-               lambda s: field(s).update(edges=list(range(10)), shares=[0.1] * 10 + [0.0]))
-        mutate("reference shares not summing to 1", "shares must sum to 1",
-               lambda s: field(s).update(missing_share=0.5))
-        mutate("a reference without the score", "score must be an object",
-               lambda s: s["reference"].pop("score"))
+        mutate(
+            "schema_version 1 carrying calibration",
+            "schema_version 1 cannot carry calibration",
+            lambda s: (s.pop("reference"), s.update(schema_version=1)),
+        )
+        mutate(
+            "schema_version 1 carrying a reference",
+            "schema_version 1 cannot carry reference",
+            lambda s: (s.pop("calibration"), s.update(schema_version=1)),
+        )
+        mutate(
+            "an unknown calibration method",
+            "calibration: method",
+            lambda s: s["calibration"].update(method="beta"),
+        )
+        mutate(
+            "a calibration without source", "calibration: source", lambda s: s["calibration"].pop("source")
+        )
+        mutate(
+            "a negative fitted_on",
+            "fitted_on must be a non-negative integer",
+            lambda s: s["calibration"].update(fitted_on=-1),
+        )
+        mutate(
+            "a Platt a of 0 (it would flatten the ranking)",
+            "platt needs a finite a > 0",
+            lambda s: s["calibration"].update(a=0.0),
+        )
+        mutate(
+            "isotonic breakpoints not increasing",
+            "isotonic x must be strictly increasing",
+            lambda s: s.update(
+                calibration={**s["calibration"], "method": "isotonic", "x": [0.5, 0.4], "y": [0.1, 0.2]}
+            ),
+        )
+        mutate(
+            "isotonic values decreasing",
+            "isotonic y must be non-decreasing",
+            lambda s: s.update(
+                calibration={**s["calibration"], "method": "isotonic", "x": [0.4, 0.5], "y": [0.2, 0.1]}
+            ),
+        )
+        mutate(
+            "isotonic values outside [0, 1]",
+            "isotonic x and y must be finite numbers",
+            lambda s: s.update(
+                calibration={**s["calibration"], "method": "isotonic", "x": [0.4, 0.5], "y": [0.2, 1.5]}
+            ),
+        )
+        mutate(
+            "a reference field under another name",
+            "entry must carry the input feature's name and kind",
+            lambda s: field(s).update(name="b"),
+        )
+        mutate(
+            "reference edges not increasing",
+            "edges must be strictly increasing",
+            lambda s: field(s).update(edges=field(s)["edges"][::-1]),
+        )
+        mutate(
+            "a reference with ten edges",
+            "at most 9 finite numbers",
+            lambda s: field(s).update(edges=list(range(10)), shares=[0.1] * 10 + [0.0]),
+        )
+        mutate(
+            "reference shares not summing to 1",
+            "shares must sum to 1",
+            lambda s: field(s).update(missing_share=0.5),
+        )
+        mutate(
+            "a reference without the score", "score must be an object", lambda s: s["reference"].pop("score")
+        )
     return entries
 
 

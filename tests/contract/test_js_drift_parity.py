@@ -43,7 +43,9 @@ writeFileSync(process.argv[4], JSON.stringify(replies));
 """
 
 
-def batches_of(state: dict[str, Any], case_rows: list[dict[str, Any]], train: list[dict[str, Any]]) -> list[Any]:
+def batches_of(
+    state: dict[str, Any], case_rows: list[dict[str, Any]], train: list[dict[str, Any]]
+) -> list[Any]:
     """A batch from the training rows, each numeric field shifted, each categorical one swapped, and
     the case's scoring rows (missing values, infinities, unseen categories, an empty row)."""
     base = bootstrap(train, 200, seed=7)
