@@ -16,6 +16,44 @@ const SUM_TOLERANCE = 1e-9;
 const MAX_EDGES = 9;
 const SCORE_SOURCES = ['training', 'validation'];
 
+// The correctly rounded sum, as Python's math.fsum (Shewchuk's partials, CPython's final rounding):
+// the Python domain totals shares with fsum, and KS divides by that total.
+function fsum(values) {
+  const partials = [];
+  for (let k = 0; k < values.length; k++) {
+    let x = values[k];
+    let i = 0;
+    for (let j = 0; j < partials.length; j++) {
+      let y = partials[j];
+      if (Math.abs(x) < Math.abs(y)) [x, y] = [y, x];
+      const hi = x + y;
+      const lo = y - (hi - x);
+      if (lo !== 0) partials[i++] = lo;
+      x = hi;
+    }
+    partials.length = i;
+    partials.push(x);
+  }
+  let n = partials.length;
+  if (n === 0) return 0;
+  let hi = partials[--n];
+  let lo = 0;
+  while (n > 0) {
+    const x = hi;
+    const y = partials[--n];
+    hi = x + y;
+    lo = y - (hi - x);
+    if (lo !== 0) break;
+  }
+  // Half-even rounding across several partials.
+  if (n > 0 && ((lo < 0 && partials[n - 1] < 0) || (lo > 0 && partials[n - 1] > 0))) {
+    const y = lo * 2;
+    const x = hi + y;
+    if (y === x - hi) hi = x;
+  }
+  return hi;
+}
+
 /** "stable" (psi < 0.1), "watch" (0.1 <= psi < 0.25) or "drifted" (psi >= 0.25). */
 export function driftStatus(value) {
   if (value < STABLE_BELOW) return 'stable';
@@ -61,12 +99,9 @@ export function psi(expected, counts) {
  */
 export function binnedKs(shares, counts) {
   if (shares.length !== counts.length) throw new RangeError(`${shares.length} shares but ${counts.length} counts`);
-  let totalRef = 0;
+  const totalRef = fsum(Array.from(shares));
   let totalNew = 0;
-  for (let i = 0; i < shares.length; i++) {
-    totalRef += shares[i];
-    totalNew += counts[i];
-  }
+  for (let i = 0; i < counts.length; i++) totalNew += counts[i];
   if (!(totalRef > 0) || !(totalNew > 0)) return null;
   let ks = 0;
   let cumRef = 0;
@@ -100,8 +135,7 @@ function checkEdges(edges, where, refuse) {
 // A bucket vector (shares, then other/missing): finite shares in [0, 1] summing to 1.
 function checkShares(vector, where, refuse) {
   if (!vector.every(isShare)) throw refuse(`${where}: shares must be finite numbers in [0, 1]`);
-  let sum = 0;
-  for (const v of vector) sum += v;
+  const sum = fsum(vector);
   if (Math.abs(sum - 1) > SUM_TOLERANCE) throw refuse(`${where}: shares must sum to 1 (they sum to ${sum})`);
   return vector.slice();
 }

@@ -89,6 +89,10 @@ test('binnedKs: the largest CDF gap at the edges, over non-missing values', () =
   // Shares need not sum to 1 without the missing share: they are renormalised.
   close(binnedKs([0.3, 0.3, 0.3], [1, 1, 1]), 0, 'renormalised');
   assert.equal(binnedKs([1], [7]), 0);
+  // The shares' total is correctly rounded, as Python's math.fsum: 0.3 + 0.6 + 0.1 is exactly 1 (a
+  // plain loop gives 0.9999999999999999, and KS 0.30000000000000004 where Python gives 0.3).
+  assert.equal(binnedKs([0.3, 0.6, 0.1], [0, 1, 0]), 0.3);
+  assert.equal(binnedKs([0.3, 0.6, 0.1], [1, 1, 0]), 0.2);
   assert.equal(binnedKs([0.5, 0.5], [0, 0]), null);
   assert.equal(binnedKs([0, 0], [1, 2]), null);
 });
