@@ -4,8 +4,10 @@ scorer and the Python domain (`domain.gbm.reference`), on every seeded case made
 Field drift involves no floating-point function the two runtimes could round differently (counts,
 divisions, `log`), so it must agree to 1e-12. The score's drift depends on the scores themselves:
 `Math.exp` and libm's `exp` differ by an ulp on some inputs, and a score within an ulp of a bin edge
-may then fall in the neighbouring bin. So the JS scores are checked against Python's (1e-12), and the
-JS score drift against the Python domain's drift of those very JS scores.
+may then fall in the neighbouring bin (with tied scores a decile edge sits exactly on a score, and a
+whole tie group moves: on these cases 4 of 62 batches have a score PSI off by up to 0.24). So the JS
+scores are checked against Python's (1e-12), and the JS score drift against the Python domain's drift
+of those very JS scores.
 """
 
 from __future__ import annotations
