@@ -154,9 +154,19 @@ def creatives_csv(workdir: Path) -> Path:
 def trained(workdir: Path, training_csv: Path) -> Run:
     return run_cli(
         [
-            "train-gbm", training_csv.name, "--label", "converted", "--categorical", "region",
-            "--params", '{"numIterations": 60, "numLeaves": 15}',
-            "--out", "model.json", "--result", "training.json", "--inline",
+            "train-gbm",
+            training_csv.name,
+            "--label",
+            "converted",
+            "--categorical",
+            "region",
+            "--params",
+            '{"numIterations": 60, "numLeaves": 15}',
+            "--out",
+            "model.json",
+            "--result",
+            "training.json",
+            "--inline",
         ],
         workdir,
     )
@@ -229,10 +239,17 @@ def test_segment_finds_the_blobs_in_a_worker_process(workdir: Path, segmented: R
 def test_policies_with_a_field_map_and_caps(workdir: Path, interactions_csv: Path) -> None:
     run = run_cli(
         [
-            "policies", interactions_csv.name, "--inline", "--out", "policies.json",
-            "--field-map", '{"customerId": "user", "channel": "medium", "timestamp": "ts", '
-            '"interactionType": "event"}',
-            "--caps", '{"daily": 2, "weekly": 6, "monthly": 20}', "--min-samples-per-band", "20",
+            "policies",
+            interactions_csv.name,
+            "--inline",
+            "--out",
+            "policies.json",
+            "--field-map",
+            '{"customerId": "user", "channel": "medium", "timestamp": "ts", "interactionType": "event"}',
+            "--caps",
+            '{"daily": 2, "weekly": 6, "monthly": 20}',
+            "--min-samples-per-band",
+            "20",
         ],
         workdir,
     )
@@ -252,8 +269,15 @@ def test_policies_with_a_field_map_and_caps(workdir: Path, interactions_csv: Pat
 def test_content_on_creatives(workdir: Path, creatives_csv: Path) -> None:
     run = run_cli(
         [
-            "content", creatives_csv.name, "--inline", "--text-fields", "subject",
-            "--field-map", '{"revenue": null}', "--out", "content.json",
+            "content",
+            creatives_csv.name,
+            "--inline",
+            "--text-fields",
+            "subject",
+            "--field-map",
+            '{"revenue": null}',
+            "--out",
+            "content.json",
         ],
         workdir,
     )
@@ -310,8 +334,16 @@ def test_a_failed_computation_reads_as_the_failed_job_reports_it(workdir: Path, 
 
 def test_bad_json_option_lists_every_problem(workdir: Path, training_csv: Path) -> None:
     run = run_cli(
-        ["train-gbm", training_csv.name, "--label", "converted", "--params", '{"numLeaves": 1, "leaves": 3}',
-         "--out", "never.json"],
+        [
+            "train-gbm",
+            training_csv.name,
+            "--label",
+            "converted",
+            "--params",
+            '{"numLeaves": 1, "leaves": 3}',
+            "--out",
+            "never.json",
+        ],
         workdir,
     )
     assert run.returncode == 2 and "Traceback" not in run.stderr

@@ -16,6 +16,8 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import StratifiedKFold
 
+from adapters.gbm.cross_validation import OutOfFold
+from adapters.gbm.fitting import Scored
 from adapters.gbm.metrics import brier, expected_calibration_error
 from domain.errors import InsufficientData, field_error
 from domain.gbm.training import MIN_CALIBRATION_ROWS, Calibration, CalibrationMetrics
@@ -189,3 +191,16 @@ def calibrate(method: Calibration, held: HeldOut, seed: int) -> FittedCalibratio
     )
     stored = {"method": block.pop("method"), "fitted_on": len(everything), "source": held.source, **block}
     return FittedCalibration(block=stored, metrics=metrics, out_of_fold=out_of_fold)
+
+
+def calibrate_model(
+    method: Calibration, labels: np.ndarray, scored: Scored, folded: OutOfFold | None, seed: int
+) -> FittedCalibration:
+    """On the validation rows the returned model scored; without a split, on the fold models'
+    out-of-fold scores of every row (the returned model saw them all)."""
+    if scored.source == "validation":
+        held = HeldOut(labels[scored.rows], scored.probability, scored.raw_margin, "validation")
+    else:
+        assert folded is not None, "the trainer trains the fold models when there is no split"
+        held = HeldOut(labels, folded.probability, folded.raw_margin, "cross_fitted")
+    return calibrate(method, held, seed)

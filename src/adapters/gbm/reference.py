@@ -10,7 +10,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from adapters.gbm.calibration import FittedCalibration, calibrated_scores
 from adapters.gbm.encoding import category_codes
+from adapters.gbm.fitting import Scored
 from adapters.gbm.metrics import expected_calibration_error, log_loss, roc_auc
 
 _DECILES = np.linspace(0.1, 0.9, 9)
@@ -99,3 +101,29 @@ def drift_reference(
             "ece": expected_calibration_error(labels, scored),
         }
     return reference
+
+
+def model_reference(
+    frame: pl.DataFrame,
+    input_features: Sequence[dict[str, Any]],
+    train_rows: np.ndarray,
+    labels: np.ndarray,
+    scored: Scored,
+    fitted: FittedCalibration | None,
+) -> dict[str, Any]:
+    """The reference of the returned model. The score binned is what the scorers answer (calibrated
+    when calibrated); its performance is measured on the out-of-fold calibrated scores when there are
+    (the ones `metrics.calibration` reads), so that it is not optimistic."""
+    score = performance = scored.probability
+    if fitted is not None and fitted.block is not None:
+        score = calibrated_scores(fitted.block, scored.probability, scored.raw_margin)
+        if fitted.out_of_fold is not None:
+            performance = fitted.out_of_fold
+    return drift_reference(
+        frame,
+        input_features,
+        train_rows,
+        score,
+        scored.source,
+        performance=(labels[scored.rows], performance),
+    )
