@@ -12,8 +12,8 @@ import pytest
 from sklearn.metrics import accuracy_score, log_loss, precision_score, recall_score, roc_auc_score
 
 from adapters.frames import PolarsDataset
-from adapters.gbm.metrics import binary_metrics, roc_auc
 from adapters.gbm.fitting import held_scores
+from adapters.gbm.metrics import binary_metrics, roc_auc
 from adapters.gbm.trainer import LightGbmTrainer
 from domain.gbm.scorer import load_model
 from domain.gbm.training import CategoricalEncoding, GbmParams, GbmTrainingSpec, plan_features
