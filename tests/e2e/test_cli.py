@@ -311,6 +311,38 @@ def test_missing_file(workdir: Path) -> None:
     assert not (workdir / "never.json").exists()
 
 
+def test_train_gbm_calibrated_with_cross_validation(workdir: Path, training_csv: Path) -> None:
+    args = ["train-gbm", training_csv.name, "--label", "converted", "--categorical", "region"]
+    options = ["--calibration", "platt", "--cv-folds", "3", "--params", '{"numIterations": 20}']
+    run = run_cli(
+        [*args, *options, "--out", "calibrated.json", "--result", "calibrated-result.json", "--inline"],
+        workdir,
+    )
+    assert run.returncode == 0, run.stderr
+    state = json.loads((workdir / "calibrated.json").read_text())
+    assert state["schema_version"] == 2 and state["calibration"]["method"] == "platt"
+    metrics = json.loads((workdir / "calibrated-result.json").read_text())["metrics"]
+    assert metrics["calibration"]["fittedOn"] == metrics["validationSamples"] == 240
+    assert metrics["crossValidation"]["folds"] == 3
+    assert "calibrated (platt, fitted on 240 held-out rows): ECE " in run.stdout
+    assert "cross-validated over 3 folds: AUC " in run.stdout
+
+
+def test_train_gbm_without_reference_is_a_version_1_model(workdir: Path, training_csv: Path) -> None:
+    args = ["train-gbm", training_csv.name, "--label", "converted", "--reference", "false"]
+    run = run_cli([*args, "--params", '{"numIterations": 5}', "--out", "plain.json", "--inline"], workdir)
+    assert run.returncode == 0, run.stderr
+    state = json.loads((workdir / "plain.json").read_text())
+    assert state["schema_version"] == 1 and "reference" not in state
+
+
+def test_two_cv_folds_are_named_by_the_flag(workdir: Path, training_csv: Path) -> None:
+    args = ["train-gbm", training_csv.name, "--label", "converted", "--cv-folds", "2", "--inline"]
+    run = run_cli([*args, "--out", "never.json"], workdir)
+    assert_one_line_error(run, "VALIDATION_ERROR", "cvFolds")
+    assert not (workdir / "never.json").exists()
+
+
 def test_unknown_label(workdir: Path, training_csv: Path) -> None:
     args = ["train-gbm", training_csv.name, "--label", "bought", "--out", "never.json", "--inline"]
     run = run_cli(args, workdir)

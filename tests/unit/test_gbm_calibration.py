@@ -26,6 +26,7 @@ from adapters.gbm.metrics import expected_calibration_error, roc_auc
 from adapters.gbm.trainer import LightGbmTrainer
 from domain.errors import InsufficientData
 from domain.gbm import calibration as domain_calibration
+from domain.gbm.model_state import content_hash
 from domain.gbm.scorer import load_model
 from domain.gbm.training import Calibration, GbmParams, GbmTrainingOutcome, GbmTrainingSpec, plan_features
 from domain.progress import no_progress
@@ -216,8 +217,6 @@ def test_the_score_is_calibrated_but_the_raw_margin_is_not() -> None:
     plain = {key: value for key, value in outcome.model_state.items() if key != "calibration"}
     plain["schema_version"] = 1
     plain.pop("reference")
-    from domain.gbm.model_state import content_hash
-
     plain["content_hash"] = content_hash(plain)
     calibrated, uncalibrated = load_model(outcome.model_state), load_model(plain)
     block = outcome.model_state["calibration"]

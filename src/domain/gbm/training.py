@@ -114,7 +114,8 @@ def plan_features(spec: GbmTrainingSpec, schema: Mapping[str, ColumnKind]) -> Fe
     if 0 < spec.cv_folds < MIN_CV_FOLDS:
         problems.append(
             field_error(
-                "cv_folds", f"must be 0 (none) or {MIN_CV_FOLDS}..{MAX_CV_FOLDS}, got {spec.cv_folds}"
+                "cv_folds",
+                f"`cv_folds` must be 0 (none) or {MIN_CV_FOLDS}..{MAX_CV_FOLDS}, got {spec.cv_folds}",
             )
         )
     if spec.label not in schema:
