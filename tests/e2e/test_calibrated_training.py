@@ -88,3 +88,15 @@ async def test_too_few_validation_rows_to_calibrate_is_422_naming_calibration() 
         error = error_of(await client.post("/train/gbm", json=request), 422, "INSUFFICIENT_DATA")
     assert fields_of(error) == ["calibration"]
     assert "validationFraction" in error["message"]
+
+
+async def test_a_bag_a_fold_model_would_draw_empty_is_422_naming_the_parameter() -> None:
+    # 30 rows bag 1.35 rows, enough; a fold model's 20 rows would bag none (LightGBM fails inside).
+    params = {"baggingFraction": 0.045, "baggingFreq": 1, "numIterations": 3, "minDataInLeaf": 2}
+    base = {"data": {"columns": columns(30)}, "label": "converted", "validationFraction": 0, "params": params}
+    async with app_client() as client:
+        assert (await client.post("/train/gbm", json=base)).status_code == 200
+        error = error_of(
+            await client.post("/train/gbm", json={**base, "cvFolds": 3}), 422, "VALIDATION_ERROR"
+        )
+    assert fields_of(error) == ["params.baggingFraction"]

@@ -4,6 +4,7 @@ parameters, seed and trees) scored on the fold it did not train on; the returned
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import lightgbm as lgb
@@ -18,7 +19,15 @@ from adapters.gbm.fitting import lightgbm_params
 from adapters.gbm.trainer import LightGbmTrainer
 from domain.data import ColumnKind
 from domain.errors import InsufficientData, ValidationFailed
-from domain.gbm.training import Calibration, GbmParams, GbmTrainingOutcome, GbmTrainingSpec, plan_features
+from domain.gbm.training import (
+    Calibration,
+    GbmParams,
+    GbmTrainingOutcome,
+    GbmTrainingSpec,
+    plan_features,
+    smallest_training_rows,
+    training_rows,
+)
 from domain.progress import ProgressReporter, no_progress
 
 pytestmark = pytest.mark.timeout(60)
@@ -116,3 +125,19 @@ def test_without_a_split_the_calibrator_reuses_the_cv_folds() -> None:
     assert calibration.brier_before == pytest.approx(float(np.mean((out_of_fold - y) ** 2)), abs=1e-9)
     durations = outcome.durations_ms
     assert durations.cross_validate is not None and durations.calibrate is not None
+
+
+@pytest.mark.parametrize("rows", [30, 47, 101, 250])
+@pytest.mark.parametrize("folds", [3, 7, 10])
+def test_the_bagging_check_counts_the_fold_models_rows(rows: int, folds: int) -> None:
+    """`check_bagging` reads the fewest rows any model trains on: never more than a fold model has."""
+    rng = np.random.default_rng(rows + folds)
+    y = np.r_[np.ones(folds), np.zeros(folds), (rng.random(rows - 2 * folds) < 0.3)].astype(int)
+    spec = GbmTrainingSpec(label="y", cv_folds=folds)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=PARAMS.seed)
+    fewest_fit = min(len(fit) for fit, _ in splitter.split(np.zeros(rows), y))
+    assert smallest_training_rows(rows, spec) <= fewest_fit
+    assert smallest_training_rows(rows, spec) <= training_rows(rows, spec.validation_fraction)
+    calibrated = GbmTrainingSpec(label="y", calibration=Calibration.PLATT, validation_fraction=0.0)
+    assert smallest_training_rows(rows, calibrated) == rows - math.ceil(rows / 3) - 1
+    assert smallest_training_rows(rows, GbmTrainingSpec(label="y", validation_fraction=0.0)) == rows

@@ -22,13 +22,13 @@ from adapters.gbm.reference import model_reference
 from application.ports import GbmTrainer
 from domain.gbm.model_state import attach_blocks
 from domain.gbm.training import (
-    DEFAULT_CALIBRATION_FOLDS,
     Calibration,
     FeaturePlan,
     GbmTrainingOutcome,
     GbmTrainingSpec,
     TrainingDurations,
     check_class_balance,
+    fold_models,
     normalise_importance,
 )
 from domain.progress import ProgressReporter, StageProgress
@@ -172,18 +172,17 @@ class LightGbmTrainer(GbmTrainer[pl.DataFrame]):
 
 
 def _fold_models(spec: GbmTrainingSpec, y: np.ndarray, valid_rows: np.ndarray) -> int:
-    """The fold models to train (0: none): `cv_folds`, or the folds a calibrator is cross-fitted on
-    when there is no validation split. What the data cannot support is refused before any training."""
+    """The fold models to train (domain `fold_models`), refusing before any training what the data
+    cannot support: folds without both classes, a calibrator with too few held-out rows."""
+    folds = fold_models(spec)
     if spec.cv_folds:
         check_folds(y, spec.cv_folds, "cv_folds")
-    if spec.calibration is Calibration.NONE:
-        return spec.cv_folds
-    if len(valid_rows):
-        check_held_out(y[valid_rows], "validation")
-        return spec.cv_folds
-    check_held_out(y, "cross_fitted")
-    folds = spec.cv_folds or DEFAULT_CALIBRATION_FOLDS
-    check_folds(y, folds, "calibration")
+    if spec.calibration is not Calibration.NONE:
+        check_held_out(
+            y[valid_rows] if len(valid_rows) else y, "validation" if len(valid_rows) else "cross_fitted"
+        )
+        if not len(valid_rows):
+            check_folds(y, folds, "calibration")
     return folds
 
 

@@ -168,6 +168,26 @@ def training_rows(rows: int, validation_fraction: float) -> int:
     return rows - math.ceil(rows * validation_fraction) if validation_fraction > 0 else rows
 
 
+def fold_models(spec: GbmTrainingSpec) -> int:
+    """The fold models a training trains beside the returned one: `cv_folds`, or the folds a
+    calibrator is cross-fitted on when there is no validation split to fit it on."""
+    if spec.cv_folds:
+        return spec.cv_folds
+    if spec.calibration is not Calibration.NONE and spec.validation_fraction == 0:
+        return DEFAULT_CALIBRATION_FOLDS
+    return 0
+
+
+def smallest_training_rows(rows: int, spec: GbmTrainingSpec) -> int:
+    """The fewest rows any model of the training trains on: the returned model's, or a fold model's
+    (every row but its held-out fold; a stratified fold may hold one row more than n / k per class)."""
+    fewest = training_rows(rows, spec.validation_fraction)
+    folds = fold_models(spec)
+    if folds:
+        fewest = min(fewest, rows - math.ceil(rows / folds) - 1)
+    return fewest
+
+
 def check_bagging(params: GbmParams, rows: int) -> None:
     """LightGBM bags int(bagging_fraction x training rows) rows and fails inside on an empty bag
     (an INTERNAL answer); refused here, naming the parameter, before any work. Its own parse of the
