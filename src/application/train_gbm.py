@@ -63,7 +63,10 @@ class TrainGbm:
             # (for the fold models too, which train on fewer rows).
             spec = command.spec
             check_bagging(spec.params, smallest_training_rows(dataset.row_count, spec))
-            # What the training would cost, refused here: a bomb never reaches a worker.
+            # What the training would cost, refused here: a bomb never reaches a worker. The fold
+            # models (`cv_folds`, a cross-fitted calibrator) train one at a time, after the returned
+            # model is freed, on fewer rows: the estimate of one training bounds their memory too.
+            # Their time is the training deadline's to bound.
             categories = dataset.distinct_counts(plan.categorical)
             self._budget.check(gbm_estimate(command.spec, plan, dataset.row_count, categories))
             timeout = self._remaining(command.received_at)
