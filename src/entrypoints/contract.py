@@ -900,7 +900,7 @@ class TrainGbmResponse(BaseModel):
     durationMs: Annotated[
         dict[str, StrictFloat],
         Field(
-            description='Milliseconds per stage: upload (reading the request body, its first byte to its last),\ndecode (body received to data frame built; for a table, its read), parse (upload +\ndecode, kept for older readers), prepare (encode), train, evaluate, dump (modelState),\ntotal (in the server); calibrate (fitting the calibrator, its fold models included, and\nmeasuring it) and crossValidate (the `cvFolds` fold models) only when they ran.\n'
+            description='Milliseconds per stage: upload (reading the request body, its first byte to its last),\ndecode (body received to data frame built; for a table, its read), parse (upload +\ndecode, kept for older readers), prepare (encode), train, evaluate, dump (modelState, its\ndrift reference included), total (in the server); calibrate (fitting the calibrator, its fold models included, and\nmeasuring it) and crossValidate (the `cvFolds` fold models) only when they ran.\n'
         ),
     ]
     library: Library

@@ -226,3 +226,24 @@ def test_the_score_is_calibrated_but_the_raw_margin_is_not() -> None:
         assert with_block.score == pytest.approx(
             1 / (1 + math.exp(-(block["a"] * without.raw_margin + block["b"])))
         )
+
+
+def test_a_platt_fit_on_backward_ranked_validation_rows_leaves_a_version_1_model() -> None:
+    # The split depends only on the labels and the seed: the feature is drawn after it, with the
+    # opposite relation on the validation rows, so the trees rank those rows backwards.
+    rng = np.random.default_rng(9)
+    y = (np.arange(300) % 2).astype(np.int64)
+    _, valid = train_test_split(np.arange(300), test_size=0.3, stratify=y, random_state=DEEP.seed)
+    direction = np.ones(300)
+    direction[valid] = -1.0
+    x = direction * (2.0 * y - 1.0) + rng.normal(scale=0.5, size=300)
+    frame = pl.DataFrame({"x": x, "y": y})
+    params = GbmParams(num_iterations=20)
+    outcome = train(
+        frame, calibration=Calibration.PLATT, validation_fraction=0.3, include_reference=False, params=params
+    )
+    state = outcome.model_state
+    assert state["schema_version"] == 1 and "calibration" not in state
+    assert outcome.metrics.calibration is None and outcome.durations_ms.calibrate is not None
+    assert any("`calibration` platt was not applied" in warning for warning in outcome.warnings)
+    assert outcome.metrics.auc is not None and outcome.metrics.auc < 0.2
