@@ -177,3 +177,26 @@ def test_a_field_with_no_finite_training_value_has_one_bin() -> None:
     assert entry == {"name": "empty", "kind": "numeric", "edges": [], "shares": [0.25], "missing_share": 0.75}
     assert field_buckets(entry, [None, math.nan, None, math.inf]) == [1, 3]
     assert "performance" not in reference
+
+
+def test_score_edges_sit_between_distinct_scores_so_an_ulp_cannot_move_a_row() -> None:
+    # Three stumps give at most 8 distinct scores over 300 rows: deciles land on tied scores.
+    rng = np.random.default_rng(3)
+    frame = pl.DataFrame(
+        {"a": rng.integers(0, 2, 400), "b": rng.integers(0, 2, 400), "y": rng.integers(0, 2, 400)}
+    )
+    spec = GbmTrainingSpec(label="y", params=GbmParams(num_iterations=3, num_leaves=2, min_data_in_leaf=5))
+    dataset = PolarsDataset(frame)
+    state = (
+        LightGbmTrainer().train(dataset, spec, plan_features(spec, dataset.schema), no_progress).model_state
+    )
+    _, valid_rows = _split(frame, 0.2)
+    model = load_model(state)
+    scores = np.array([model.score(row).score for row in frame[valid_rows].drop("y").to_dicts()])
+    edges = np.array(state["reference"]["score"]["edges"])
+    assert len(np.unique(scores)) < 10 and len(edges) > 0
+    assert not np.isin(edges, scores).any()
+    for nudged in (np.nextafter(scores, 0), np.nextafter(scores, 1)):  # what another exp might give
+        assert (np.searchsorted(edges, nudged) == np.searchsorted(edges, scores)).all()
+    counts = field_buckets(state["reference"]["score"], scores.tolist())
+    assert [c / len(scores) for c in counts] == expected_shares(state["reference"]["score"])

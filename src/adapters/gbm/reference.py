@@ -27,11 +27,33 @@ def decile_edges(values: np.ndarray) -> np.ndarray:
     return np.asarray(edges[np.isfinite(edges)])
 
 
-def _binned(values: np.ndarray, rows: int) -> tuple[list[float], list[float], int]:
-    """Edges and shares (over `rows`) of the non-missing values; the missing (NaN) count."""
+def between_values(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Each edge moved to the midpoint between the values on either side of it, so that no value
+    lies on an edge. For the score: a small model gives many rows the same score, a decile lands on
+    it, and a scorer whose `exp` differs by one ulp (V8's Math.exp, numpy's, the C library's) would
+    move that whole group to the next bin and change the PSI by tenths (measured: 4 of 62 seeded
+    batches, 0.07-0.24). An edge past the largest value would leave its last bin empty: dropped."""
+    distinct = np.unique(values[np.isfinite(values)])
+    moved = []
+    for edge in edges:
+        above = np.searchsorted(distinct, edge, side="right")
+        if above == len(distinct):
+            continue
+        below = distinct[above - 1] if above > 0 else edge
+        moved.append(below + (distinct[above] - below) / 2)
+    return np.unique(np.asarray(moved, dtype=np.float64))
+
+
+def _binned(
+    values: np.ndarray, rows: int, *, separate: bool = False
+) -> tuple[list[float], list[float], int]:
+    """Edges and shares (over `rows`) of the non-missing values; the missing (NaN) count. With
+    `separate`, the edges sit between distinct values (`between_values`)."""
     missing = np.isnan(values)
     present = values[~missing]
     edges = decile_edges(present)
+    if separate:
+        edges = between_values(edges, present)
     counts = np.bincount(np.searchsorted(edges, present, side="left"), minlength=len(edges) + 1)
     return edges.tolist(), (counts / rows).tolist(), int(np.count_nonzero(missing))
 
@@ -86,7 +108,7 @@ def drift_reference(
         else _categorical(f["name"], subset.get_column(f["name"]), f["categories"])
         for f in input_features
     ]
-    edges, shares, _ = _binned(np.asarray(scores, dtype=np.float64), len(scores))
+    edges, shares, _ = _binned(np.asarray(scores, dtype=np.float64), len(scores), separate=True)
     reference: dict[str, Any] = {
         "rows": subset.height,
         "fields": fields,
