@@ -226,6 +226,48 @@ class Library(BaseModel):
     version: StrictStr
 
 
+class FprItem(RootModel[StrictFloat]):
+    root: Annotated[StrictFloat, Field(ge=0.0, le=1.0)]
+
+
+class TprItem(RootModel[StrictFloat]):
+    root: Annotated[StrictFloat, Field(ge=0.0, le=1.0)]
+
+
+class Roc(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    fpr: Annotated[list[FprItem], Field(max_length=101)]
+    tpr: Annotated[list[TprItem], Field(max_length=101)]
+
+
+class PredictedItem(RootModel[StrictFloat]):
+    root: Annotated[StrictFloat, Field(ge=0.0, le=1.0)]
+
+
+class ObservedItem(RootModel[StrictFloat]):
+    root: Annotated[StrictFloat, Field(ge=0.0, le=1.0)]
+
+
+class CountItem(RootModel[StrictInt]):
+    root: Annotated[StrictInt, Field(ge=1)]
+
+
+class ReliabilityCurve(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    predicted: Annotated[
+        list[PredictedItem], Field(description='Mean score in the bin.', max_length=10)
+    ]
+    observed: Annotated[
+        list[ObservedItem],
+        Field(description='Share of positives in the bin.', max_length=10),
+    ]
+    count: Annotated[list[CountItem], Field(max_length=10)]
+
+
 class ParityFixture(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
@@ -737,6 +779,15 @@ class TrainGbmRequest(RequestModel):
     ] = True
 
 
+class TrainingCurves(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    roc: Roc
+    calibration: ReliabilityCurve
+    calibrated: ReliabilityCurve | None = None
+
+
 class GbmMetrics(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
@@ -896,6 +947,7 @@ class TrainGbmResponse(BaseModel):
     )
     modelState: ModelState
     metrics: GbmMetrics
+    curves: TrainingCurves
     featureImportance: list[FeatureImportanceItem]
     durationMs: Annotated[
         dict[str, StrictFloat],
