@@ -73,7 +73,7 @@ def rejected(valid: dict[str, Any]) -> list[dict[str, Any]]:
         return leaf
 
     return [
-        mutate("a future schema_version", "schema_version", lambda s: s.update(schema_version=2)),
+        mutate("a future schema_version", "schema_version", lambda s: s.update(schema_version=3)),
         mutate("schema_version missing", "schema_version", lambda s: s.pop("schema_version")),
         mutate("a regression objective", "objective", lambda s: s.update(objective="regression")),
         mutate("a multiclass model", "num_class", lambda s: s.update(num_class=3)),

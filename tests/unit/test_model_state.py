@@ -166,7 +166,7 @@ def root(state: dict[str, Any]) -> dict[str, Any]:
 
 
 REFUSALS: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
-    "future version": (mutation(lambda s: s.update(schema_version=2)), "schema_version 2 is not supported"),
+    "future version": (mutation(lambda s: s.update(schema_version=3)), "schema_version 3 is not supported"),
     "version as string": (mutation(lambda s: s.update(schema_version="1")), "schema_version '1'"),
     "version as bool": (mutation(lambda s: s.update(schema_version=True)), "schema_version True"),
     "regression": (mutation(lambda s: s.update(objective="regression")), "only binary"),

@@ -9,7 +9,9 @@ with these changes:
   names and categories may contain characters LightGBM rejects); `feature_infos` is re-keyed likewise;
 - `feature_importances` and `pandas_categorical` are dropped;
 - added: `schema_version`, `link`, `sigmoid`, `input_features` (how a raw row becomes the columns of
-  `feature_names`) and `content_hash` (sha256 of the canonical JSON of everything else).
+  `feature_names`) and `content_hash` (sha256 of the canonical JSON of everything else);
+- optional, and then `schema_version` is 2: `calibration` (`domain.gbm.calibration`) and
+  `reference`, the training distributions drift is measured against (`domain.gbm.reference`).
 
 Only binary models with plain (non-linear) trees are supported; `validate_model_state` says why
 anything else is refused instead of letting a scorer produce garbage.
@@ -24,10 +26,19 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from domain.errors import ValidationFailed, field_error
+from domain.gbm.calibration import validate_calibration
+
+# Re-exported: callers name the refusal from the contract's module.
+from domain.gbm.errors import UnsupportedModel as UnsupportedModel
+from domain.gbm.errors import unsupported as unsupported
+from domain.gbm.reference import validate_reference
 
 SCHEMA_VERSION: Final = 1
-SUPPORTED_SCHEMA_VERSIONS: Final = frozenset({SCHEMA_VERSION})
+# Version 2 = version 1 plus the optional `calibration` and `reference` blocks: a scorer that knows
+# only version 1 refuses such a model instead of scoring it uncalibrated.
+SCHEMA_VERSION_WITH_BLOCKS: Final = 2
+SUPPORTED_SCHEMA_VERSIONS: Final = frozenset({SCHEMA_VERSION, SCHEMA_VERSION_WITH_BLOCKS})
+BLOCK_KEYS: Final = ("calibration", "reference")
 
 NUMERIC: Final = "numeric"
 CATEGORICAL: Final = "categorical"
@@ -55,15 +66,6 @@ _REQUIRED_KEYS: Final = (
 _LINEAR_LEAF_KEYS: Final = ("leaf_coeff", "leaf_const", "leaf_features")
 _HASH_PATTERN: Final = re.compile(r"sha256:[0-9a-f]{64}")
 _CAT_THRESHOLD_PATTERN: Final = re.compile(r"\d+(\|\|\d+)*")
-
-
-class UnsupportedModel(ValidationFailed):
-    """A modelState the reference scorers cannot score faithfully (version, objective, shape, hash)."""
-
-
-def unsupported(message: str, field: str = "model_state") -> UnsupportedModel:
-    """The refusal, naming the modelState key at fault (or the model state as a whole)."""
-    return UnsupportedModel(message, [field_error(field, message)])
 
 
 def canonical_json(state: Mapping[str, Any]) -> str:
@@ -139,6 +141,7 @@ def validate_model_state(state: Any, *, verify_hash: bool = True) -> None:
             "max_feature_idx",
         )
     input_columns(state["input_features"], names)
+    _validate_blocks(state)
     trees = state["trees"]
     if not isinstance(trees, list):
         raise unsupported("trees must be a list", "trees")
@@ -153,6 +156,38 @@ def validate_model_state(state: Any, *, verify_hash: bool = True) -> None:
             f"content_hash mismatch: the state hashes to {actual}, not {expected} (altered or corrupted)",
             "content_hash",
         )
+
+
+def _validate_blocks(state: Mapping[str, Any]) -> None:
+    carried = [key for key in BLOCK_KEYS if key in state]
+    if carried and state["schema_version"] != SCHEMA_VERSION_WITH_BLOCKS:
+        raise unsupported(
+            f"schema_version {state['schema_version']!r} cannot carry {' or '.join(carried)}: a model "
+            f"with them is version {SCHEMA_VERSION_WITH_BLOCKS}",
+            "schema_version",
+        )
+    if "calibration" in state:
+        validate_calibration(state["calibration"])
+    if "reference" in state:
+        validate_reference(state["reference"], state["input_features"])
+
+
+def attach_blocks(
+    state: dict[str, Any],
+    *,
+    calibration: Mapping[str, Any] | None = None,
+    reference: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`state` (a built modelState, taken over) with the blocks given set, version 2 when any is,
+    rehashed and validated."""
+    for key, block in (("calibration", calibration), ("reference", reference)):
+        if block is not None:
+            state[key] = dict(block)
+    if any(key in state for key in BLOCK_KEYS):
+        state["schema_version"] = SCHEMA_VERSION_WITH_BLOCKS
+    state["content_hash"] = content_hash(state)
+    validate_model_state(state, verify_hash=False)  # just computed from this very state
+    return state
 
 
 def input_columns(input_features: Any, feature_names: Sequence[str]) -> list[list[int]]:

@@ -11,7 +11,8 @@ from LightGBM 4.x (`Tree::NumericalDecision`, `Tree::CategoricalDecision`, `RowF
 - categorical split `==`: NaN goes right; otherwise the value is truncated toward zero to a C int (out
   of int range gives INT_MIN); a negative code goes right; the rest go left iff the code is one of the
   `||`-joined codes of the threshold (so -0.5 reads as code 0, unseen codes go right);
-- score = 1 / (1 + exp(-sigma * raw_margin)).
+- score = 1 / (1 + exp(-sigma * raw_margin)), then the model's `calibration` when it carries one
+  (`domain.gbm.calibration`; the raw margin and the contributions are never calibrated).
 
 Contributions are path (Saabas) attributions: at each split the change from the node's expected value
 (`internal_value`) to the child's is credited to the input feature owning the split column, so
@@ -21,12 +22,12 @@ Contributions are path (Saabas) attributions: at each split the change from the 
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from domain.errors import ValidationFailed, field_error
+from domain.gbm.calibration import calibrate
 from domain.gbm.model_state import (
     CATEGORICAL,
     NUMERIC,
@@ -34,12 +35,11 @@ from domain.gbm.model_state import (
     input_columns,
     validate_model_state,
 )
+from domain.gbm.values import as_number as _as_number
+from domain.gbm.values import category_key as category_key  # re-exported for the encoders
 
 # LightGBM declares `const double kZeroThreshold = 1e-35f;`: the float literal widened to double.
 K_ZERO_THRESHOLD: Final = 1.0000000180025095e-35
-
-# Strings accepted in place of non-finite numbers, because JSON has no NaN or infinity.
-_NON_FINITE: Final = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 _NUM_NONE: Final = 0
 _NUM_ZERO: Final = 1
@@ -86,40 +86,6 @@ class _Input:
     codes: Mapping[str, int]
 
 
-def category_key(value: Any) -> str | None:
-    """The category string a raw value is matched as: strings as-is, booleans `true`/`false`,
-    integral numbers as decimal integers (`3` and `3.0` -> `"3"`), anything else matches nothing."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, numbers.Integral):
-        return str(int(value))
-    if isinstance(value, numbers.Real):
-        number = float(value)
-        if math.isfinite(number) and number == math.floor(number) and abs(number) < 2.0**53:
-            return str(int(number))
-    return None
-
-
-def _as_number(value: Any, field: str) -> float:
-    if value is None:
-        return math.nan
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, numbers.Real):
-        try:
-            return float(value)
-        except OverflowError as exc:
-            raise ValidationFailed(
-                f"{field}: {value} is outside the float64 range", [field_error(field, "out of range")]
-            ) from exc
-    if isinstance(value, str) and value in _NON_FINITE:
-        return _NON_FINITE[value]
-    message = f"{field}: expected a number, null, 'NaN', 'Infinity' or '-Infinity', got {value!r:.40}"
-    raise ValidationFailed(message, [field_error(field, message)])
-
-
 class GbmModel:
     """A loaded, validated modelState. Immutable; safe to share across threads."""
 
@@ -130,6 +96,8 @@ class GbmModel:
         self.sigmoid: float = float(state["sigmoid"])
         self.content_hash: str = state["content_hash"]
         self.schema_version: int = state["schema_version"]
+        self.calibration: Mapping[str, Any] | None = state.get("calibration")
+        self.reference: Mapping[str, Any] | None = state.get("reference")
         columns = input_columns(state["input_features"], names)
         self._inputs = tuple(
             _compile_input(spec, cols) for spec, cols in zip(state["input_features"], columns, strict=True)
@@ -194,7 +162,7 @@ class GbmModel:
         margin = self._walk(self.encode(row), credit)
         return Score(
             raw_margin=margin,
-            score=self.probability(margin),
+            score=self.calibrated(margin),
             contributions=dict(zip(self.input_names, credit, strict=True)),
             base_value=self.base_value,
         )
@@ -208,6 +176,13 @@ class GbmModel:
             return 1.0 / (1.0 + math.exp(-self.sigmoid * raw_margin))
         except OverflowError:
             return 0.0
+
+    def calibrated(self, raw_margin: float) -> float:
+        """The row's `score`: LightGBM's probability, through the model's calibration when it has one."""
+        probability = self.probability(raw_margin)
+        if self.calibration is None:
+            return probability
+        return calibrate(self.calibration, probability, raw_margin)
 
     def _walk(self, encoded: list[float], credit: list[float] | None) -> float:
         kzero = K_ZERO_THRESHOLD
