@@ -5,6 +5,7 @@ one-split models of every (threshold, missing_type, default_left) and category s
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import sys
@@ -29,6 +30,7 @@ from hypothesis import HealthCheck, given, settings
 
 from adapters.gbm.batch_scorer import BatchScorer, category_codes, isotonic, numeric_values
 from domain.errors import ValidationFailed
+from domain.gbm.model_state import attach_blocks
 from domain.gbm.scorer import load_model
 
 RECIPES = {recipe.name: recipe for recipe in FIXED_RECIPES}
@@ -84,6 +86,7 @@ def assert_batch_parity(case: Case) -> None:
     assert np.array_equal(scored.raw_margin[comparable], case.raw[comparable]), "differs from LightGBM"
     assert np.array_equal(arrays_raw[comparable_arrays], case.arrays_raw[comparable_arrays])
     assert np.max(np.abs(scored.score - case.prob)[comparable]) <= 1e-12
+    assert scored.score.tolist() == [s.score for s in reference.score_batch(case.rows)]
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
@@ -168,3 +171,29 @@ def test_isotonic_is_formats_expression_at_and_between_the_breakpoints() -> None
     expected = [0.05, 0.05, 0.05 + 0.15 * (0.25 / 0.3), 0.3, 0.3 + 0.2 * (0.6 / 0.4), 0.9, 0.9]
     assert isotonic(x, y, p).tolist() == pytest.approx(expected, abs=1e-15)
     assert isotonic(np.array([0.5]), np.array([0.2]), np.array([0.1, 0.9])).tolist() == [0.2, 0.2]
+
+
+CALIBRATIONS = {
+    "isotonic": {
+        "method": "isotonic",
+        "fitted_on": 100,
+        "source": "validation",
+        "x": [0.2, 0.35, 0.5, 0.52, 0.7],
+        "y": [0.0, 0.1, 0.4, 0.45, 1.0],
+    },
+    "platt": {"method": "platt", "fitted_on": 100, "source": "cross_fitted", "a": 1.7, "b": -0.3},
+    "platt_overflow": {"method": "platt", "fitted_on": 100, "source": "validation", "a": 5000.0, "b": 0.0},
+}
+
+
+@pytest.mark.parametrize("method", sorted(CALIBRATIONS))
+@pytest.mark.parametrize("name", ["native_categorical", "onehot_sigmoid_early_stopping"])
+def test_calibrated_scores_equal_the_reference_scorers_to_the_last_bit(name: str, method: str) -> None:
+    case = fixed_case(name)
+    state = attach_blocks(copy.deepcopy(case.state), calibration=CALIBRATIONS[method])
+    reference = load_model(state)
+    scored = BatchScorer(state).score_frame(frame_of(case.recipe, case.rows))
+    expected = reference.score_batch(case.rows)
+    assert scored.score.tolist() == [s.score for s in expected]
+    assert scored.raw_margin.tolist() == [s.raw_margin for s in expected]  # never calibrated
+    assert not np.array_equal(scored.score, scored.probability)
