@@ -249,3 +249,15 @@ _POLICY_BYTES_PER_ROW = 400
 
 def estimate_policies(*, rows: int) -> ResourceEstimate:
     return ResourceEstimate(rows * _POLICY_BYTES_PER_ROW, memory_drivers=(("data", "send fewer rows"),))
+
+
+# Drift: the frame's columns as float64 arrays, the encoded matrix (rows x model columns) in a couple
+# of copies (encoded, then read through kZeroThreshold), and the batch scorer's working arrays, a few
+# int64/float64 per (row, tree) pair of a chunk of 2**20 pairs (adapters/gbm/batch_scorer.py).
+_DRIFT_COPIES = 3
+_DRIFT_CHUNK = 64 * MB
+
+
+def estimate_drift(*, rows: int, columns: int, model_columns: int) -> ResourceEstimate:
+    memory = rows * (columns + model_columns) * _FLOAT * _DRIFT_COPIES + _DRIFT_CHUNK
+    return ResourceEstimate(memory, memory_drivers=(("data", "send fewer rows"),))
