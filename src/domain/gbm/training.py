@@ -45,7 +45,9 @@ class GbmParams:
     min_gain_to_split: float = bounded(0.0, minimum=0)
     max_bin: int = bounded(255, minimum=2, maximum=65535)
     is_unbalance: bool = False
-    scale_pos_weight: float = bounded(1.0, minimum=1 / MAX_POS_WEIGHT_RATIO, maximum=MAX_POS_WEIGHT_RATIO)
+    scale_pos_weight: float = bounded(
+        1.0, minimum=1 / MAX_POS_WEIGHT_RATIO, maximum=MAX_POS_WEIGHT_RATIO
+    )
     sigmoid: float = bounded(1.0, exclusive_minimum=0)
     zero_as_missing: bool = False
     use_missing: bool = True
