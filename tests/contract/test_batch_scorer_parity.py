@@ -104,15 +104,17 @@ def test_the_frame_encoding_is_the_reference_scorers(name: str) -> None:
     assert any(row.get(c.name) == UNSEEN for row in case.rows for c in case.recipe.categorical)
 
 
-def test_a_chunked_batch_equals_one_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_progress_rises_to_one_and_a_single_leaf_tree_scores_its_leaf() -> None:
     case = fixed_case("numeric_nan")
-    frame = frame_of(case.recipe, case.rows)
-    whole = BatchScorer(case.state).score_frame(frame).raw_margin
-    monkeypatch.setattr("adapters.gbm.batch_scorer._PAIRS_PER_CHUNK", 7)  # a few rows per chunk
     reports: list[float] = []
-    chunked = BatchScorer(case.state).score_frame(frame, lambda f, m="": reports.append(f)).raw_margin
-    assert np.array_equal(whole, chunked)
-    assert len(reports) > 3 and reports == sorted(reports) and reports[-1] == 1.0
+    BatchScorer(case.state).score_frame(frame_of(case.recipe, case.rows), lambda f, m="": reports.append(f))
+    assert reports and reports == sorted(reports) and reports[-1] == 1.0
+    stump = copy.deepcopy(case.state)
+    stump["trees"] = [{**stump["trees"][0], "tree_structure": {"leaf_value": 0.25}}, *stump["trees"][:2]]
+    stump = attach_blocks(stump)  # rehashed
+    rows = case.rows[:20]
+    expected = [load_model(stump).raw_margin(row) for row in rows]
+    assert BatchScorer(stump).score_frame(frame_of(case.recipe, rows)).raw_margin.tolist() == expected
 
 
 def test_the_routing_table_matches_lightgbm_on_hand_written_splits() -> None:

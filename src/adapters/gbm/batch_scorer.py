@@ -1,14 +1,16 @@
 """A modelState scored over a polars frame at numpy speed, with exactly the rules of the pure-Python
 reference scorer (`domain.gbm.scorer`, whose docstring lists them).
 
-All trees are flattened into one node table, and every (row, tree) pair of a chunk of rows walks
-down it together, one level per step, so the Python loop runs once per tree level rather than once
-per node visited. The leaves reached are then summed tree by tree from 0.0, the order the reference
-scorer (and LightGBM) sums them in, so the raw margins are bit-identical, not merely close.
+Each tree routes all rows at once, level by level: a node splits the set of rows that reached it in
+one vectorised comparison on its feature's column (with the node's own constants: no per-row lookup
+of node attributes), down to the leaves. The leaves reached are then added tree by tree from 0.0,
+the order the reference scorer (and LightGBM) sums them in, so the raw margins are bit-identical,
+not merely close.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,9 +33,6 @@ _KINDS: Final = {"None": _NUM_NONE, "Zero": _NUM_ZERO, "NaN": _NUM_NAN}
 # static_cast<int> keeps codes in (-1, 2^31) non-negative; everything else reads as negative.
 _INT_LIMIT: Final = 2147483648.0
 _NON_FINITE: Final = {"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}
-# (row, tree) pairs walked at once: bounds the working arrays (a few int64/float64 per pair) to tens
-# of MB whatever the rows.
-_PAIRS_PER_CHUNK: Final = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -44,21 +43,19 @@ class BatchScores:
 
 
 @dataclass(frozen=True)
-class _Nodes:
-    """Every inner node of every tree; a child >= 0 is an inner node, < 0 is ~leaf index."""
+class _Tree:
+    """One tree's inner nodes as lists; a child >= 0 is an inner node, < 0 is ~leaf index."""
 
-    roots: np.ndarray
-    feature: np.ndarray
-    threshold: np.ndarray
-    kind: np.ndarray
-    default_left: np.ndarray
-    left: np.ndarray
-    right: np.ndarray
-    leaf_value: np.ndarray
-    # A categorical node's codes as a bitmap: bits[cat_offset : cat_offset + cat_size].
-    cat_offset: np.ndarray
-    cat_size: np.ndarray
-    cat_bits: np.ndarray
+    root: int
+    feature: list[int]
+    threshold: list[float]
+    kind: list[int]
+    default_left: list[bool]
+    # A categorical node's codes as a bitmap (index = code); None for a numeric node.
+    categories: list[np.ndarray | None]
+    left: list[int]
+    right: list[int]
+    leaf_value: list[float]
 
 
 class BatchScorer:
@@ -73,11 +70,11 @@ class BatchScorer:
         self._inputs = [
             (dict(spec), cols) for spec, cols in zip(state["input_features"], columns, strict=True)
         ]
-        self._nodes = _flatten([tree["tree_structure"] for tree in state["trees"]])
+        self._trees = tuple(_compile_tree(tree["tree_structure"]) for tree in state["trees"])
 
     @property
     def num_trees(self) -> int:
-        return len(self._nodes.roots)
+        return len(self._trees)
 
     def encode(self, frame: pl.DataFrame) -> np.ndarray:
         """The float64 matrix, in `feature_names` order, that LightGBM would be given for the frame's
@@ -104,15 +101,20 @@ class BatchScorer:
 
     def raw_margins(self, matrix: np.ndarray, progress: ProgressReporter = no_progress) -> np.ndarray:
         """Sum of the leaves reached per row of an encoded matrix: `Booster.predict(raw_score=True)`."""
-        x = np.ascontiguousarray(matrix, dtype=np.float64)
         # The predictor drops |x| <= kZeroThreshold: they are exactly 0 (and -0.0 becomes 0.0).
-        x = np.where(np.abs(x) <= K_ZERO_THRESHOLD, 0.0, x)
-        margins = np.zeros(len(x), dtype=np.float64)
-        trees = max(self.num_trees, 1)
-        step = max(1, _PAIRS_PER_CHUNK // trees)
-        for start in range(0, len(x), step):
-            margins[start : start + step] = self._chunk_margins(x[start : start + step])
-            progress(min(1.0, (start + step) / len(x)), "scoring rows")
+        # Column-major: a node reads one feature's column.
+        columns = np.asfortranarray(
+            np.where(np.abs(matrix) <= K_ZERO_THRESHOLD, 0.0, matrix), dtype=np.float64
+        )
+        # A split of missing_type "None" reads NaN as 0.
+        nan_as_zero = np.asfortranarray(np.where(np.isnan(columns), 0.0, columns))
+        margins = np.zeros(len(columns), dtype=np.float64)
+        reached = np.empty(len(columns), dtype=np.float64)
+        for done, tree in enumerate(self._trees, 1):
+            _route(tree, columns, nan_as_zero, reached)
+            margins += reached  # tree by tree: the reference scorer's order of additions
+            if done % 10 == 0 or done == len(self._trees):
+                progress(done / len(self._trees), "scoring rows")
         return margins
 
     def score_frame(self, frame: pl.DataFrame, progress: ProgressReporter = no_progress) -> BatchScores:
@@ -134,31 +136,6 @@ class BatchScorer:
             np.asarray(block["x"], dtype=np.float64), np.asarray(block["y"], dtype=np.float64), probability
         )
 
-    def _chunk_margins(self, x: np.ndarray) -> np.ndarray:
-        nodes = self._nodes
-        rows, trees = len(x), len(nodes.roots)
-        if trees == 0:
-            return np.zeros(rows)
-        flat = x.ravel()
-        width = x.shape[1]
-        node = np.tile(nodes.roots, rows)
-        row_base = np.repeat(np.arange(rows, dtype=np.int64) * width, trees)
-        active = np.flatnonzero(node >= 0)
-        while active.size:
-            at = node[active]
-            child = np.where(
-                _goes_left(nodes, at, flat[row_base[active] + nodes.feature[at]]),
-                nodes.left[at],
-                nodes.right[at],
-            )
-            node[active] = child
-            active = active[child >= 0]
-        leaves = nodes.leaf_value[~node].reshape(rows, trees)
-        margins = np.zeros(rows, dtype=np.float64)
-        for column in leaves.T:  # tree by tree: the reference scorer's order of additions
-            margins += column
-        return margins
-
 
 def _exp_or_infinity(value: float) -> float:
     try:
@@ -173,29 +150,54 @@ def _exp(values: np.ndarray) -> np.ndarray:
     return np.fromiter(map(_exp_or_infinity, values.tolist()), dtype=np.float64, count=len(values))
 
 
-def _goes_left(nodes: _Nodes, at: np.ndarray, v: np.ndarray) -> np.ndarray:
-    kind, threshold, default_left = nodes.kind[at], nodes.threshold[at], nodes.default_left[at]
+def _route(tree: _Tree, columns: np.ndarray, nan_as_zero: np.ndarray, reached: np.ndarray) -> None:
+    """Set `reached` to the value of the leaf each row reaches, splitting the rows node by node, one
+    level after the other."""
+    if tree.root < 0:
+        reached[:] = tree.leaf_value[~tree.root]
+        return
+    level = [(tree.root, np.arange(len(columns)))]
+    while level:
+        following = []
+        for node, rows in level:
+            go = _goes_left(tree, node, columns, nan_as_zero, rows)
+            for child, picked in ((tree.left[node], rows[go]), (tree.right[node], rows[~go])):
+                if not picked.size:
+                    continue
+                if child < 0:
+                    reached[picked] = tree.leaf_value[~child]
+                else:
+                    following.append((child, picked))
+        level = following
+
+
+def _goes_left(
+    tree: _Tree, node: int, columns: np.ndarray, nan_as_zero: np.ndarray, rows: np.ndarray
+) -> np.ndarray:
+    """The routing rules of `domain.gbm.scorer`, for one node over the rows that reached it."""
+    feature, threshold, kind = tree.feature[node], tree.threshold[node], tree.kind[node]
+    if kind == _NUM_NONE:  # NaN is read as 0
+        none: np.ndarray = nan_as_zero[rows, feature] <= threshold
+        return none
+    v = columns[rows, feature]
     with np.errstate(invalid="ignore"):
-        go = v <= threshold
-    missing = np.isnan(v)
-    if missing.any():
-        # NaN is read as 0 for "None"; it is missing (the default side) for "NaN" and "Zero".
-        go = np.where(missing, np.where(kind == _NUM_NONE, threshold >= 0.0, default_left), go)
-    go = np.where((kind == _NUM_ZERO) & (v == 0.0), default_left, go)
-    categorical = np.flatnonzero(kind == _CATEGORY)
-    if categorical.size:
-        go[categorical] = _in_category_set(nodes, at[categorical], v[categorical])
-    result: np.ndarray = go
-    return result
+        if kind == _CATEGORY:
+            return _in_category_set(tree.categories[node], v)
+        left = tree.default_left[node]
+        # NaN is missing: ~(v > t) sends it left, v <= t right. "Zero" makes 0 missing too.
+        go: np.ndarray = ~(v > threshold) if left else v <= threshold
+        if kind == _NUM_ZERO:
+            go = go | (v == 0.0) if left else go & (v != 0.0)
+        return go
 
 
-def _in_category_set(nodes: _Nodes, at: np.ndarray, v: np.ndarray) -> np.ndarray:
+def _in_category_set(bitmap: np.ndarray | None, v: np.ndarray) -> np.ndarray:
     """NaN and codes outside (-1, 2^31) go right; the rest, truncated toward zero, go left iff listed."""
-    with np.errstate(invalid="ignore"):
-        valid = (v > -1.0) & (v < _INT_LIMIT)
+    assert bitmap is not None
+    valid = (v > -1.0) & (v < _INT_LIMIT)
     code = np.where(valid, v, 0.0).astype(np.int64)
-    valid &= code < nodes.cat_size[at]
-    listed: np.ndarray = valid & nodes.cat_bits[nodes.cat_offset[at] + np.where(valid, code, 0)]
+    valid &= code < len(bitmap)
+    listed: np.ndarray = valid & bitmap[np.where(valid, code, 0)]
     return listed
 
 
@@ -253,68 +255,38 @@ def category_codes(column: pl.Series, categories: Sequence[str]) -> np.ndarray:
     return codes.fill_null(np.nan).to_numpy().astype(np.float64, copy=False)
 
 
-def _flatten(roots: Sequence[Mapping[str, Any]]) -> _Nodes:
-    feature: list[int] = []
-    threshold: list[float] = []
-    kind: list[int] = []
-    default_left: list[bool] = []
-    left: list[int] = []
-    right: list[int] = []
-    leaf_value: list[float] = []
-    cat_offset: list[int] = []
-    cat_size: list[int] = []
-    bits: list[np.ndarray] = []
-    bits_used = 0
+def _compile_tree(root: Mapping[str, Any]) -> _Tree:
+    tree = _Tree(0, [], [], [], [], [], [], [], [])
 
     def add(node: Mapping[str, Any]) -> int:
-        nonlocal bits_used
         if "split_feature" not in node:
-            leaf_value.append(float(node["leaf_value"]))
-            return ~(len(leaf_value) - 1)
-        feature.append(int(node["split_feature"]))
-        default_left.append(bool(node["default_left"]))
-        left.append(0)
-        right.append(0)
+            tree.leaf_value.append(float(node["leaf_value"]))
+            return ~(len(tree.leaf_value) - 1)
+        tree.feature.append(int(node["split_feature"]))
+        tree.default_left.append(bool(node["default_left"]))
+        tree.left.append(0)
+        tree.right.append(0)
         if node["decision_type"] == "==":
             codes = np.array([int(code) for code in str(node["threshold"]).split("||")], dtype=np.int64)
             bitmap = np.zeros(int(codes.max()) + 1, dtype=bool)
             bitmap[codes] = True
-            kind.append(_CATEGORY)
-            threshold.append(np.nan)
-            cat_offset.append(bits_used)
-            cat_size.append(len(bitmap))
-            bits.append(bitmap)
-            bits_used += len(bitmap)
+            tree.kind.append(_CATEGORY)
+            tree.threshold.append(math.nan)
+            tree.categories.append(bitmap)
         else:
-            kind.append(_KINDS[node["missing_type"]])
-            threshold.append(float(node["threshold"]))
-            cat_offset.append(0)
-            cat_size.append(0)
-        return len(feature) - 1
+            tree.kind.append(_KINDS[node["missing_type"]])
+            tree.threshold.append(float(node["threshold"]))
+            tree.categories.append(None)
+        return len(tree.feature) - 1
 
-    root_refs = []
-    for root in roots:
-        # Iterative: deep trees would exceed Python's recursion limit.
-        ref = add(root)
-        root_refs.append(ref)
-        pending = [(root, ref)] if ref >= 0 else []
-        while pending:
-            node, index = pending.pop()
-            for side, children in (("left_child", left), ("right_child", right)):
-                child = add(node[side])
-                children[index] = child
-                if child >= 0:
-                    pending.append((node[side], child))
-    return _Nodes(
-        roots=np.array(root_refs, dtype=np.int64),
-        feature=np.array(feature, dtype=np.int64),
-        threshold=np.array(threshold, dtype=np.float64),
-        kind=np.array(kind, dtype=np.int8),
-        default_left=np.array(default_left, dtype=bool),
-        left=np.array(left, dtype=np.int64),
-        right=np.array(right, dtype=np.int64),
-        leaf_value=np.array(leaf_value, dtype=np.float64),
-        cat_offset=np.array(cat_offset, dtype=np.int64),
-        cat_size=np.array(cat_size, dtype=np.int64),
-        cat_bits=np.concatenate(bits) if bits else np.zeros(1, dtype=bool),
-    )
+    # Iterative: deep trees would exceed Python's recursion limit.
+    root_ref = add(root)
+    pending = [(root, root_ref)] if root_ref >= 0 else []
+    while pending:
+        node, index = pending.pop()
+        for side, children in (("left_child", tree.left), ("right_child", tree.right)):
+            child = add(node[side])
+            children[index] = child
+            if child >= 0:
+                pending.append((node[side], child))
+    return dataclasses.replace(tree, root=root_ref)
