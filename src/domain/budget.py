@@ -251,13 +251,17 @@ def estimate_policies(*, rows: int) -> ResourceEstimate:
     return ResourceEstimate(rows * _POLICY_BYTES_PER_ROW, memory_drivers=(("data", "send fewer rows"),))
 
 
-# Drift: the frame's columns as float64 arrays, the encoded matrix (rows x model columns) in a couple
-# of copies (encoded, then read through kZeroThreshold), and the batch scorer's working arrays, a few
-# int64/float64 per (row, tree) pair of a chunk of 2**20 pairs (adapters/gbm/batch_scorer.py).
-_DRIFT_COPIES = 3
-_DRIFT_CHUNK = 64 * MB
+# Drift: each reference field's column as float64 (and its bucket indices), and the batch scorer's
+# encoded matrix (rows x model columns, one-hot columns included) in three copies: as encoded, read
+# through kZeroThreshold, and with NaN read as 0 (adapters/gbm/batch_scorer.py); plus a few index
+# arrays of the rows reaching a tree's nodes.
+_DRIFT_FIELD_COPIES = 2
+_DRIFT_MODEL_COPIES = 3
+_DRIFT_ROUTING = 4 * _FLOAT
+_DRIFT_FIXED = 32 * MB
 
 
 def estimate_drift(*, rows: int, columns: int, model_columns: int) -> ResourceEstimate:
-    memory = rows * (columns + model_columns) * _FLOAT * _DRIFT_COPIES + _DRIFT_CHUNK
-    return ResourceEstimate(memory, memory_drivers=(("data", "send fewer rows"),))
+    """`columns`: the reference's fields; `model_columns`: the model's encoded columns (0 without one)."""
+    per_row = (columns * _DRIFT_FIELD_COPIES + model_columns * _DRIFT_MODEL_COPIES) * _FLOAT + _DRIFT_ROUTING
+    return ResourceEstimate(rows * per_row + _DRIFT_FIXED, memory_drivers=(("data", "send fewer rows"),))

@@ -13,18 +13,23 @@ import numpy as np
 import polars as pl
 import pytest
 
+from adapters.compute.inline_runner import InlineRunner
 from adapters.drift.analyzer import PolarsDriftAnalyzer
 from adapters.drift.buckets import field_counts
 from adapters.drift.performance import expected_calibration_error
 from adapters.frames import PolarsDataset
 from adapters.gbm.trainer import LightGbmTrainer
-from domain.data import ColumnKind
+from adapters.inline.dataset_source import InlineDatasetSource
+from application.analyze_drift import AnalyzeDrift
+from domain.budget import MB, ResourceBudget, ResourceLimitExceeded
+from domain.data import ColumnKind, InlineColumns
 from domain.drift import DriftAnalysisResult, DriftSpec, validate_drift_spec
 from domain.drift.recommendations import build_recommendations
 from domain.drift.result import FieldDrift, Metrics, Performance, ScoreDrift
 from domain.errors import ValidationFailed
 from domain.gbm.reference import field_buckets
 from domain.gbm.training import GbmParams, GbmTrainingSpec, plan_features
+from domain.jobs import RequestEcho
 from domain.progress import no_progress
 from support.drift import with_reference
 
@@ -268,3 +273,35 @@ def test_recommendations_retrain_for_drift_and_auc_decay_and_watch_the_rest() ->
     assert build_recommendations([], None, performance(0.77, 0.81)) == ()
     assert build_recommendations([], None, performance(0.5, None)) == ()
     assert build_recommendations([drift("age", 0.05, "stable")], None, None) == ()
+
+
+class NoJobs:
+    def __init__(self) -> None:
+        self.submitted: list[str] = []
+
+    async def submit(self, job_type: str, task: object, *args: object) -> object:
+        self.submitted.append(job_type)
+        return None
+
+    def cancel_local(self, job_id: str) -> None:
+        return None
+
+
+async def test_a_batch_beyond_the_memory_budget_is_refused_before_any_job() -> None:
+    jobs = NoJobs()
+    use_case = AnalyzeDrift(
+        InlineDatasetSource(),
+        jobs,  # type: ignore[arg-type]
+        InlineRunner(queue_limit=1),
+        PolarsDriftAnalyzer(),
+        max_rows=100_000,
+        timeout_seconds=60,
+        budget=ResourceBudget(memory_bytes=33 * MB),
+    )
+    columns = customers(20_000, seed=4).to_dict(as_series=False)
+    spec = DriftSpec(model_state=model_state())
+    with pytest.raises(ResourceLimitExceeded) as refused:
+        await use_case.submit(InlineColumns(columns), spec, RequestEcho())
+    assert [detail["field"] for detail in refused.value.details] == ["data"]
+    await use_case.submit(InlineColumns({k: v[:100] for k, v in columns.items()}), spec, RequestEcho())
+    assert jobs.submitted == ["drift_analysis"]

@@ -79,7 +79,7 @@ class BatchScorer:
     def encode(self, frame: pl.DataFrame) -> np.ndarray:
         """The float64 matrix, in `feature_names` order, that LightGBM would be given for the frame's
         rows (a column absent from the frame is missing, as an absent key of a row)."""
-        matrix = np.zeros((frame.height, self.feature_count), dtype=np.float64)
+        matrix = np.zeros((frame.height, self.feature_count), dtype=np.float64, order="F")
         for spec, cols in self._inputs:
             name = spec["name"]
             if spec["kind"] != CATEGORICAL:
@@ -101,13 +101,13 @@ class BatchScorer:
 
     def raw_margins(self, matrix: np.ndarray, progress: ProgressReporter = no_progress) -> np.ndarray:
         """Sum of the leaves reached per row of an encoded matrix: `Booster.predict(raw_score=True)`."""
+        # Column-major: a node reads one feature's column. A copy: the caller's matrix is left as is.
+        columns = np.array(matrix, dtype=np.float64, order="F", copy=True)
         # The predictor drops |x| <= kZeroThreshold: they are exactly 0 (and -0.0 becomes 0.0).
-        # Column-major: a node reads one feature's column.
-        columns = np.asfortranarray(
-            np.where(np.abs(matrix) <= K_ZERO_THRESHOLD, 0.0, matrix), dtype=np.float64
-        )
+        columns[np.abs(columns) <= K_ZERO_THRESHOLD] = 0.0
         # A split of missing_type "None" reads NaN as 0.
-        nan_as_zero = np.asfortranarray(np.where(np.isnan(columns), 0.0, columns))
+        nan_as_zero = columns.copy(order="F")
+        nan_as_zero[np.isnan(nan_as_zero)] = 0.0
         margins = np.zeros(len(columns), dtype=np.float64)
         reached = np.empty(len(columns), dtype=np.float64)
         for done, tree in enumerate(self._trees, 1):
