@@ -15,6 +15,7 @@ import yaml
 from fastapi import FastAPI
 
 from entrypoints.container import Container, resolve_services
+from entrypoints.http.docs import register_docs
 from entrypoints.http.errors import install_error_handlers
 from entrypoints.http.metrics import Metrics
 from entrypoints.http.middleware import RequestContextMiddleware
@@ -55,12 +56,13 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         finally:
             await container.shutdown_resources()  # type: ignore[misc]
 
-    app = FastAPI(title="ML Worker", version=VERSION, lifespan=lifespan, docs_url="/docs", redoc_url="/redoc")
+    app = FastAPI(title="ML Worker", version=VERSION, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.container = container
     app.state.metrics = Metrics()
     app.openapi = openapi_document  # type: ignore[method-assign]
     install_error_handlers(app)
     register_routes(app)
+    register_docs(app)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=app.state.metrics,
