@@ -12,6 +12,8 @@ from domain.drift.spec import drift_reference
 
 class AnalyzeDrift(SubmitAnalysis[DriftSpec]):
     job_type = "drift_analysis"
+    # The model's checks hash its canonical JSON: megabytes for a large ensemble.
+    validate_in_thread = True
 
     def __init__(
         self,
