@@ -135,3 +135,31 @@ def test_what_is_not_a_result_is_refused_in_one_line(
     error = capsys.readouterr().err
     assert error.startswith("error: VALIDATION_ERROR:") and words in error
     assert not (tmp_path / "x.html").exists()
+
+
+async def test_a_drift_report_ranks_the_fields_by_psi(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import polars as pl
+    from tests.support.app import app_client
+    from tests.support.http import finished_job
+
+    customers = pl.read_csv(EXAMPLES / "customers.csv")
+    async with app_client() as client:
+        trained = await client.post(
+            "/train/gbm", json={"data": {"columns": customers.to_dict(as_series=False)}, "label": "converted"}
+        )
+        assert trained.status_code == 200, trained.text
+        north = customers.filter(pl.col("region") == "north").to_dict(as_series=False)
+        submitted = await client.post(
+            "/analyze/drift", json={"modelState": trained.json()["modelState"], "data": {"columns": north}}
+        )
+        assert submitted.status_code == 202, submitted.text
+        job = await finished_job(client, f"/status/{submitted.json()['jobId']}")
+    assert job["status"] == "completed", job
+    (tmp_path / "drift.json").write_text(json.dumps(job))
+    page = report(tmp_path / "drift.json", tmp_path, capsys)
+    assert page.count("<svg") == 1
+    region = next(f for f in job["result"]["fields"] if f["field"] == "region")
+    assert region["status"] == "drifted" and ">region<" in page
+    assert "Retrain: region drifted" in page
