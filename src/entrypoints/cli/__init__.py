@@ -35,7 +35,13 @@ def _add_offline(commands: Any, command: Command) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", metavar="FILE", help=FILE_HELP)
-    for option in command.options:
+    for option in command.all_options:
+        if option.type is bool:
+            # Unset (None) keeps the API's default, whichever it is.
+            parser.add_argument(
+                option.flag, dest=option.dest, action=argparse.BooleanOptionalAction, help=option.help
+            )
+            continue
         parser.add_argument(
             option.flag,
             dest=option.dest,
