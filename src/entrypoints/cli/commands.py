@@ -223,7 +223,7 @@ examples:
             Option(
                 "--bands",
                 "bands",
-                "upper bounds of the weekly-frequency bands, increasing (1,3,5,7,10)",
+                "upper bounds of the weekly-frequency bands, strictly increasing (1,3,5,7,10)",
                 value=integers,
                 metavar="N,N",
             ),
