@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pytest
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from entrypoints import contract as c
 from entrypoints.cli import build_parser
@@ -186,7 +186,7 @@ class _Params(BaseModel):
 
 class _ExtendedSegments(c.SegmentsRequest):
     # Fields a later contract might add: they must reach the request without touching the CLI.
-    includeExtras: bool = False
+    includeExtras: Annotated[bool, Field(description="Adds 5% more. Second sentence.")] = False
     cvFolds: int | None = None
     calibration: Literal["none", "isotonic", "platt"] = "none"
     weights: list[float] | None = None
@@ -194,12 +194,17 @@ class _ExtendedSegments(c.SegmentsRequest):
 
 
 def test_a_field_added_to_the_contract_gets_an_option_without_a_code_change(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(c, "SegmentsRequest", _ExtendedSegments)
     command = BY_NAME["segment"]
     flags = {option.flag for option in command.all_options}
     assert {"--include-extras", "--cv-folds", "--calibration", "--weights", "--tuning"} <= flags
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["segment", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--include-extras, --no-include-extras adds 5% more" in shown
+    assert "--calibration {none,isotonic,platt} the request's calibration (none)" in shown
     request = parsed(
         command,
         ["--include-extras", "--cv-folds", "4", "--calibration", "platt", "--weights", "0.5,2",

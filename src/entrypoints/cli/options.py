@@ -94,7 +94,8 @@ def _help(field: str, schema: Mapping[str, Any]) -> str:
     default = schema.get("default")
     shown = ",".join(map(str, default)) if isinstance(default, list) else str(default)
     stated = default is not None and not isinstance(default, dict | bool)
-    return (sentence or f"the request's {field}") + (f" ({shown})" if stated else "")
+    text = (sentence or f"the request's {field}") + (f" ({shown})" if stated else "")
+    return text.replace("%", "%%")  # argparse formats help with %: "25%" would break --help
 
 
 def _inferred(
