@@ -6,7 +6,8 @@ cases through the same container, with a file reader behind the data. An analysi
 the compute runner, without the job engine, and its result is presented as /status returns it. Only
 the data form differs: a file path, which the HTTP API never accepts.
 
-Modules: `commands` (each command's help and options), `options` (options -> API request), `runs`
+Modules: `commands` (each command's help and declared options), `options` (options -> API request;
+an option for every request field a command does not declare, from the contract), `runs`
 (request -> use case -> wire document), `summaries`, `progress`, `offline` (one command's run, its
 files and errors), `serve`, `report` (a result as an HTML page, `entrypoints.report`).
 """
