@@ -254,28 +254,39 @@ class ModelState(BaseModel):
     input_features: list[dict[str, Any]]
     trees: list[Tree]
     content_hash: StrictStr
+    calibration: Annotated[
+        dict[str, Any] | None, Field(description='Only with schema_version 2.')
+    ] = None
+    reference: Annotated[
+        dict[str, Any] | None, Field(description='Only with schema_version 2.')
+    ] = None
 
 
-class GbmMetrics(BaseModel):
+class CalibrationMetrics(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    auc: Annotated[
-        StrictFloat | None,
-        Field(description='null when the evaluated rows hold one class only.'),
+    method: Literal['isotonic', 'platt']
+    fittedOn: Annotated[
+        StrictInt,
+        Field(description='The held-out rows the stored calibrator was fitted on.'),
     ]
-    logloss: StrictFloat
-    accuracy: StrictFloat
-    precision: StrictFloat
-    recall: StrictFloat
-    trainingSamples: StrictInt
-    validationSamples: StrictInt
-    positiveRate: Annotated[
-        StrictFloat, Field(description='Share of positive labels over all rows.')
-    ]
-    bestIteration: StrictInt
-    numTrees: StrictInt
-    evaluatedOn: Literal['validation', 'training']
+    measuredOn: StrictInt
+    brierBefore: StrictFloat
+    brierAfter: StrictFloat
+    eceBefore: StrictFloat
+    eceAfter: StrictFloat
+
+
+class CrossValidationMetrics(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    folds: StrictInt
+    aucMean: StrictFloat
+    aucStd: StrictFloat
+    loglossMean: StrictFloat
+    loglossStd: StrictFloat
 
 
 class JobAccepted(BaseModel):
@@ -704,31 +715,50 @@ class TrainGbmRequest(RequestModel):
             description="Return `parityFixture`: rows (a seeded sample of the training rows plus edge rows: each\nfield missing, zero, extreme, infinite, an unseen category) with LightGBM's own raw scores,\nto check a scorer against before activating the model.\n"
         ),
     ] = False
+    calibration: Annotated[
+        Literal['none', 'isotonic', 'platt'],
+        Field(
+            description="Post-calibration of the score, fitted on held-out rows only, never on the rows the trees\nwere trained on: the validation split's rows; with `validationFraction` 0, out-of-fold\nscores of stratified fold models (`cvFolds` folds, else 3; the model returned is still the\none trained on every row). `isotonic`: scikit-learn's IsotonicRegression of the label on\nLightGBM's probability, stored as breakpoints; `platt`: a logistic fit `a`, `b` on the raw\nmargin. Stored in `modelState.calibration` and applied by both scorers to `score`\n(`rawMargin` and contributions unchanged). At least 20 held-out rows, 2 of each class, are\nneeded (422 naming `calibration` otherwise). With `earlyStoppingRounds`, the validation\nrows that chose the number of trees also fit the calibrator. A Platt fit whose slope is not\npositive (the trees rank the held-out rows backwards) is not applied: the model stays\nuncalibrated, with a warning.\n"
+        ),
+    ] = 'none'
+    cvFolds: Annotated[
+        StrictInt,
+        Field(
+            description='Stratified K-fold cross-validation over every labelled row (same parameters and seed),\nreported in `metrics.crossValidation`; 0 = none, else 3-10 (1 and 2 are refused). The\nmodel returned is still the one trained as without it. Each fold is a training of its own,\nso the training takes about `cvFolds` times longer.\n',
+            ge=0,
+            le=10,
+        ),
+    ] = 0
+    includeReference: Annotated[
+        StrictBool,
+        Field(
+            description="Carry the drift reference in `modelState.reference` (the training distribution of every\ninput field and the score's distribution on the validation rows). false, with `calibration`\nnone, returns a schema_version 1 model that a scorer knowing only version 1 accepts.\n"
+        ),
+    ] = True
 
 
-class TrainGbmResponse(BaseModel):
+class GbmMetrics(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    modelState: ModelState
-    metrics: GbmMetrics
-    featureImportance: list[FeatureImportanceItem]
-    durationMs: Annotated[
-        dict[str, StrictFloat],
-        Field(
-            description='Milliseconds per stage: upload (reading the request body, its first byte to its last),\ndecode (body received to data frame built; for a table, its read), parse (upload +\ndecode, kept for older readers), prepare (encode), train, evaluate, dump (modelState),\ntotal (in the server).\n'
-        ),
+    auc: Annotated[
+        StrictFloat | None,
+        Field(description='null when the evaluated rows hold one class only.'),
     ]
-    library: Library
-    threads: Annotated[
-        StrictInt,
-        Field(
-            description='Threads the training ran with: the CPU budget of a compute task, fewer when other work\nheld CPUs as the training started.\n',
-            ge=1,
-        ),
+    logloss: StrictFloat
+    accuracy: StrictFloat
+    precision: StrictFloat
+    recall: StrictFloat
+    trainingSamples: StrictInt
+    validationSamples: StrictInt
+    positiveRate: Annotated[
+        StrictFloat, Field(description='Share of positive labels over all rows.')
     ]
-    warnings: list[StrictStr]
-    parityFixture: ParityFixture | None = None
+    bestIteration: StrictInt
+    numTrees: StrictInt
+    evaluatedOn: Literal['validation', 'training']
+    calibration: CalibrationMetrics | None = None
+    crossValidation: CrossValidationMetrics | None = None
 
 
 class Job(BaseModel):
@@ -858,3 +888,28 @@ class ContentRequest(RequestModel):
     randomState: Annotated[StrictInt, Field(ge=0, le=2147483647)] = 42
     schemaId: StrictStr | None = None
     tenantId: StrictStr | None = None
+
+
+class TrainGbmResponse(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    modelState: ModelState
+    metrics: GbmMetrics
+    featureImportance: list[FeatureImportanceItem]
+    durationMs: Annotated[
+        dict[str, StrictFloat],
+        Field(
+            description='Milliseconds per stage: upload (reading the request body, its first byte to its last),\ndecode (body received to data frame built; for a table, its read), parse (upload +\ndecode, kept for older readers), prepare (encode), train, evaluate, dump (modelState, its\ndrift reference included), total (in the server); calibrate (fitting the calibrator, its fold models included, and\nmeasuring it) and crossValidate (the `cvFolds` fold models) only when they ran.\n'
+        ),
+    ]
+    library: Library
+    threads: Annotated[
+        StrictInt,
+        Field(
+            description='Threads the training ran with: the CPU budget of a compute task, fewer when other work\nheld CPUs as the training started.\n',
+            ge=1,
+        ),
+    ]
+    warnings: list[StrictStr]
+    parityFixture: ParityFixture | None = None

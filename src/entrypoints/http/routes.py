@@ -124,9 +124,7 @@ async def analyze_content(request: Request) -> Response:
     request.state.wire_names = CONTENT_NAMES
     parsed = await read_request(request, c.ContentRequest)
     body = parsed.fields
-    return await _submit(
-        request, _services(request).analyze_content, parsed.data, content_spec(body), body
-    )
+    return await _submit(request, _services(request).analyze_content, parsed.data, content_spec(body), body)
 
 
 async def get_job_status(request: Request, job_id: str) -> Response:

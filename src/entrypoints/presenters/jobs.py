@@ -32,6 +32,7 @@ JOB_NAMES: dict[str, WireNames] = {
     "policy_analysis": POLICY_NAMES,
 }
 
+
 def present_result(result: object) -> Mapping[str, Any]:
     for result_type, present in RESULT_PRESENTERS.items():
         if isinstance(result, result_type):
