@@ -364,7 +364,7 @@ def test_train_gbm_calibrated_with_cross_validation(workdir: Path, training_csv:
 
 
 def test_train_gbm_without_reference_is_a_version_1_model(workdir: Path, training_csv: Path) -> None:
-    args = ["train-gbm", training_csv.name, "--label", "converted", "--reference", "false"]
+    args = ["train-gbm", training_csv.name, "--label", "converted", "--no-reference"]
     run = run_cli([*args, "--params", '{"numIterations": 5}', "--out", "plain.json", "--inline"], workdir)
     assert run.returncode == 0, run.stderr
     state = json.loads((workdir / "plain.json").read_text())

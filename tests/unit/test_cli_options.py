@@ -72,7 +72,7 @@ def as_arguments(option: Option, value: Any) -> list[str]:
         return [option.flag, json.dumps(value)]
     if option.value in (names, integers, numbers):
         return [option.flag, ",".join(map(str, value))]
-    return [option.flag, str(value)]
+    return [option.flag, json.dumps(value) if isinstance(value, bool) else str(value)]
 
 
 def samples_of(command: Command) -> dict[str, Any]:
@@ -150,10 +150,14 @@ def test_choices_and_stated_defaults_are_the_contracts(command: Command) -> None
             assert list(option.choices or ()) == kind["enum"], option.flag
         assert option.required == (option.field in schema.get("required", [])), option.flag
         default = field.get("default")
-        stated = re.search(r"\((?:default: )?([^()]*)\)$", option.help)
-        if default is None or stated is None or isinstance(default, dict | bool):
+        # "(50)", "(default: onehot)", "(0: none)": the value before any explanation.
+        stated = re.search(r"\((?:default: )?([^():;]*)[^()]*\)$", option.help)
+        if default is None or stated is None or isinstance(default, dict):
             continue
-        shown = ",".join(map(str, default)) if isinstance(default, list) else str(default)
+        if isinstance(default, bool):
+            shown = "on" if default else "off"  # a switch: --flag / --no-flag
+        else:
+            shown = ",".join(map(str, default)) if isinstance(default, list) else str(default)
         assert stated.group(1) == shown, f"{option.flag} says ({stated.group(1)}), the contract {shown}"
 
 

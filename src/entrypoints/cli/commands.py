@@ -146,9 +146,9 @@ examples:
             Option(
                 "--reference",
                 "includeReference",
-                "carry the drift reference in the model (default: true)",
-                value=lambda text: text == "true",
-                choices=("true", "false"),
+                "carry the drift reference in the model; without it and uncalibrated, a version-1 "
+                "model (default: on)",
+                type=bool,
             ),
         ),
         run=runs.train_gbm,
