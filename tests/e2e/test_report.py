@@ -63,7 +63,8 @@ def test_a_training_report_shows_its_metrics_and_feature_importance(
 ) -> None:
     result = load(results["training"])
     page = report(results["training"], tmp_path, capsys)
-    assert page.count("<svg") >= 1
+    assert page.count("<svg") == 3  # ROC, reliability, feature importance
+    assert ">false positive rate<" in page and ">mean predicted probability<" in page
     assert f"{result['metrics']['auc']:.3g}" in page
     top = result["featureImportance"][0]["field"]
     assert f">{top}<" in page  # the bar's label, kept as text in the SVG

@@ -16,6 +16,8 @@ from domain.gbm.training import (
     GbmParams,
     GbmTrainingOutcome,
     ParityFixture,
+    ReliabilityCurve,
+    TrainingCurves,
     TrainingDurations,
 )
 from entrypoints import contract as c
@@ -92,6 +94,11 @@ def _outcome(fixture: ParityFixture | None = None) -> GbmTrainingOutcome:
         ),
         library_version="4.5.0",
         threads=2,
+        curves=TrainingCurves(
+            roc_fpr=(0.0, 0.5, 1.0),
+            roc_tpr=(0.0, 0.75, 1.0),
+            calibration=ReliabilityCurve(predicted=(0.15, 0.8), observed=(0.1, 0.9), count=(12, 8)),
+        ),
         warnings=("w",),
         parity_fixture=fixture,
     )
@@ -102,7 +109,7 @@ def test_the_response_document_in_the_contracts_order() -> None:
     outcome = dataclasses.replace(_outcome(), model_state=state)
     response = training_response(outcome, upload_ms=0.25, decode_ms=0.2, total_ms=11.0)
     assert list(response) == [
-        "modelState", "metrics", "featureImportance", "durationMs", "library", "threads", "warnings"
+        "modelState", "metrics", "curves", "featureImportance", "durationMs", "library", "threads", "warnings"
     ]  # fmt: skip
     assert response["modelState"] is state  # passed through, never copied or validated
     assert response["metrics"] == {

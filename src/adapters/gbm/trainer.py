@@ -13,6 +13,7 @@ from adapters.compute.cpu_budget import task_threads
 from adapters.frames import FrameDataset
 from adapters.gbm.calibration import calibrate_model, check_held_out
 from adapters.gbm.cross_validation import OutOfFold, check_folds, out_of_fold
+from adapters.gbm.curves import training_curves
 from adapters.gbm.encoding import encode_features, label_vector
 from adapters.gbm.fitting import Fitter, score_evaluated_rows, split_rows
 from adapters.gbm.metrics import binary_metrics
@@ -151,6 +152,7 @@ class LightGbmTrainer(GbmTrainer[pl.DataFrame]):
             warnings.append(f"early stopping kept {used} of {fitter.num_iterations} trees")
         if fitted is not None and fitted.warning is not None:
             warnings.append(fitted.warning)
+        out_of_fold_calibrated = fitted.out_of_fold if fitted is not None else None
         return GbmTrainingOutcome(
             model_state=state,
             metrics=metrics,
@@ -168,6 +170,7 @@ class LightGbmTrainer(GbmTrainer[pl.DataFrame]):
             threads=threads,
             warnings=tuple(warnings),
             parity_fixture=fixture,
+            curves=training_curves(y[scored.rows], scored.probability, out_of_fold_calibrated),
         )
 
 

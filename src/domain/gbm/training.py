@@ -309,6 +309,25 @@ class ParityFixture:
 
 
 @dataclass(frozen=True)
+class ReliabilityCurve:
+    """Per non-empty equal-width bin of the score: its mean score, its share of positives, its rows."""
+
+    predicted: tuple[float, ...]
+    observed: tuple[float, ...]
+    count: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TrainingCurves:
+    """What a report draws, on the evaluated rows: the ROC curve and the reliability curves."""
+
+    roc_fpr: tuple[float, ...]
+    roc_tpr: tuple[float, ...]
+    calibration: ReliabilityCurve
+    calibrated: ReliabilityCurve | None = None
+
+
+@dataclass(frozen=True)
 class GbmTrainingOutcome:
     model_state: Mapping[str, Any]  # the modelState contract itself, in LightGBM's own keys
     metrics: GbmMetrics
@@ -318,5 +337,6 @@ class GbmTrainingOutcome:
     # OpenMP threads the training ran with: the worker's budget, fewer when other work held CPUs
     # as the task started.
     threads: int
+    curves: TrainingCurves
     warnings: Sequence[str] = ()
     parity_fixture: ParityFixture | None = None

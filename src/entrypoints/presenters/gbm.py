@@ -15,6 +15,8 @@ from domain.gbm.training import (
     GbmTrainingOutcome,
     GbmTrainingSpec,
     ParityFixture,
+    ReliabilityCurve,
+    TrainingCurves,
     TrainingDurations,
 )
 from entrypoints import contract as c
@@ -132,6 +134,7 @@ def training_response(
     response: dict[str, Any] = {
         "modelState": outcome.model_state,
         "metrics": metrics.model_dump(exclude_unset=True),
+        "curves": _curves(outcome.curves),
         "featureImportance": [
             c.FeatureImportanceItem(field=f.field, importance=f.importance, selected=f.selected).model_dump()
             for f in outcome.feature_importance
@@ -144,3 +147,19 @@ def training_response(
     if outcome.parity_fixture is not None:
         response["parityFixture"] = _parity_fixture(outcome.parity_fixture)
     return response
+
+
+def _reliability(curve: ReliabilityCurve) -> c.ReliabilityCurve:
+    return c.ReliabilityCurve(
+        predicted=list(curve.predicted), observed=list(curve.observed), count=list(curve.count)
+    )
+
+
+def _curves(curves: TrainingCurves) -> dict[str, Any]:
+    wire = c.TrainingCurves(
+        roc=c.Roc(fpr=list(curves.roc_fpr), tpr=list(curves.roc_tpr)),
+        calibration=_reliability(curves.calibration),
+    )
+    if curves.calibrated is not None:
+        wire.calibrated = _reliability(curves.calibrated)
+    return wire.model_dump(exclude_unset=True)

@@ -4,7 +4,7 @@ opens anywhere, offline."""
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 
@@ -73,4 +73,18 @@ def line(
         axes.set_ylim(0, 1)
     if label:
         axes.legend(frameon=False)
+    return svg(fig)
+
+
+def reliability(curves: Sequence[tuple[str, Mapping[str, Sequence[float]]]]) -> str:
+    """Reliability curves (mean score -> share of positives per bin) against the diagonal."""
+    fig, axes = figure(4.2, 3.6)
+    axes.plot([0, 1], [0, 1], linestyle="--", color="#999", linewidth=0.8, label="ideal")
+    for (label, curve), color in zip(curves, (NEUTRAL, HELPS, HURTS), strict=False):
+        axes.plot(curve["predicted"], curve["observed"], marker="o", markersize=3, color=color, label=label)
+    axes.set_xlabel("mean predicted probability")
+    axes.set_ylabel("observed positive rate")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.legend(frameon=False)
     return svg(fig)

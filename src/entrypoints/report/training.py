@@ -68,16 +68,10 @@ def training_page(result: Mapping[str, Any]) -> Page:
             )
         reliability = curves.get("calibration")
         if reliability:
-            charts.append(
-                plots.line(
-                    reliability["predicted"],
-                    reliability["observed"],
-                    xlabel="mean predicted probability",
-                    ylabel="observed positive rate",
-                    diagonal=True,
-                    label="model",
-                )
-            )
+            lines = [("trees", reliability)]
+            if curves.get("calibrated"):
+                lines.append(("calibrated (out of fold)", curves["calibrated"]))
+            charts.append(plots.reliability(lines))
         page.charts(*charts)
     else:
         page.text("This result carries no curves (a worker older than the curves in the contract).", "note")
