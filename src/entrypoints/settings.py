@@ -130,6 +130,9 @@ def settings_error(error: ValidationError) -> str:
     return "invalid configuration: " + "; ".join(problems)
 
 
+# `ml-worker --help` and `serve --help`: every variable the settings read, with its default, and
+# TMPDIR (read by the standard library's tempfile). tests/unit/test_configuration_docs.py holds it,
+# the README's Configuration table and .env.example to the fields above.
 ENVIRONMENT_HELP = """\
 environment variables:
   ML_WORKER_PORT                   listen port (8000)
@@ -145,7 +148,7 @@ environment variables:
   ML_WORKER_JOB_STORE_TABLE        its table, [schema.]name (ml_worker_jobs, in public)
   ML_WORKER_REDIS_KEY_PREFIX       prefix of the redis job store's keys (mlworker:)
   ML_WORKER_CPU_LIMIT              CPUs to use (default: cgroup cpu.max, else the CPU count)
-  ML_WORKER_WORKERS                compute processes (default: from the CPU budget)
+  ML_WORKER_WORKERS                compute processes (default: 1 below 4 CPUs, else CPUs / 2)
   ML_WORKER_THREADS_PER_TASK       threads per computation at most (default: budget / workers)
   ML_WORKER_QUEUE_LIMIT            tasks waiting for a worker before 503 BUSY (16)
   ML_WORKER_MAX_ROWS               rows accepted per request (5000000)
@@ -159,7 +162,7 @@ environment variables:
   ML_WORKER_JOB_RESULT_TTL_SECONDS retention of completed and cancelled jobs (86400)
   ML_WORKER_JOB_FAILURE_TTL_SECONDS retention of failed jobs (604800)
   ML_WORKER_JOB_TIMEOUT_SECONDS    a job running longer fails with TIMEOUT (3600)
-  ML_WORKER_JOB_TIMEOUTS           per job type, JSON, e.g. {"segmentation": 600} (default: the above)
+  ML_WORKER_JOB_TIMEOUTS           per job type, JSON, e.g. {"segmentation": 600} ({}: the above for all)
   ML_WORKER_JOB_LEASE_SECONDS      a job not heartbeating this long fails with WORKER_LOST (30)
   ML_WORKER_STORE_TIMEOUT_SECONDS  connect and command timeout of job store calls (2; +1 s per 10 MB)
   ML_WORKER_UNWRITTEN_RESULTS      finished results held while the job store is unreachable (64)
@@ -167,6 +170,10 @@ environment variables:
   ML_WORKER_STATEMENT_TIMEOUT_SECONDS  database statement timeout (120)
   ML_WORKER_LOG_LEVEL              debug | info | warning | error (info)
   ML_WORKER_LOG_FORMAT             auto (console on a TTY, else JSON) | json | console
+  ML_WORKER_COMPUTE                process (a pool of compute processes) | inline (in the server
+                                   process; tests and debugging)
   ML_WORKER_SHM_DIR                where task data goes to the compute processes (/dev/shm; the
                                    temp dir when it has no room)
+  TMPDIR                           the temp dir: temporary files, and task data ML_WORKER_SHM_DIR
+                                   has no room for (/tmp)
 """

@@ -291,6 +291,41 @@ def test_content_on_creatives(workdir: Path, creatives_csv: Path) -> None:
     assert f"+ {planted['term']}" in run.stdout
 
 
+def test_segment_takes_every_request_field_and_echoes_the_ids(workdir: Path, blobs_parquet: Path) -> None:
+    run = run_cli(
+        [
+            "segment", blobs_parquet.name, "--inline", "--silhouette-sample-size", "150",
+            "--max-categories", "2", "--schema-id", "s-1", "--tenant-id", "t-1", "--out", "echo.json",
+        ],
+        workdir,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    result = json.loads((workdir / "echo.json").read_text())
+    assert result["parameters"]["silhouetteSampleSize"] == 150
+    assert (result["schemaId"], result["tenantId"]) == ("s-1", "t-1")  # as /status returns them
+
+
+def test_policies_without_a_recommendation_prints_the_notes_that_say_why(
+    workdir: Path, interactions_csv: Path
+) -> None:
+    # No band has 100,000 customer-weeks: nothing is recommended, and the notes say why.
+    run = run_cli(
+        [
+            "policies", interactions_csv.name, "--inline", "--out", "no-cap.json", "--alpha", "0.01",
+            "--min-samples-per-band", "100000",
+            "--field-map", '{"customerId": "user", "channel": "medium", "timestamp": "ts", '
+            '"interactionType": "event"}',
+        ],
+        workdir,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    result = json.loads((workdir / "no-cap.json").read_text())
+    assert result["recommendedWeeklyCap"] is None and result["notes"]
+    lines = run.stdout.splitlines()
+    notes_at = lines.index("notes:")
+    assert lines[notes_at + 1 : notes_at + 1 + len(result["notes"])] == [f"  - {n}" for n in result["notes"]]
+
+
 # ----------------------------------------------------------------------------------------- errors
 
 
@@ -329,7 +364,7 @@ def test_train_gbm_calibrated_with_cross_validation(workdir: Path, training_csv:
 
 
 def test_train_gbm_without_reference_is_a_version_1_model(workdir: Path, training_csv: Path) -> None:
-    args = ["train-gbm", training_csv.name, "--label", "converted", "--reference", "false"]
+    args = ["train-gbm", training_csv.name, "--label", "converted", "--no-reference"]
     run = run_cli([*args, "--params", '{"numIterations": 5}', "--out", "plain.json", "--inline"], workdir)
     assert run.returncode == 0, run.stderr
     state = json.loads((workdir / "plain.json").read_text())

@@ -180,3 +180,38 @@ def test_json_the_decoder_refuses_goes_to_the_contracts_parser() -> None:
 def test_a_table_goes_to_the_contract_model() -> None:
     parsed = decode_json_request(encode({"table": "ds_customers", "limit": 5}), c.TrainGbmRequest)
     assert isinstance(parsed.data, c.TableData) and parsed.data.limit == 5
+
+
+# Three bodies of the same data: columns, rows on the fast path, and rows the contract model reads
+# (a key the first row lacks sends them there). The frame and its refusals must not depend on which.
+def _three_forms(columns: dict[str, list[Any]]) -> dict[str, bytes]:
+    rows = as_rows(columns)
+    slow = [{key: value for key, value in rows[0].items() if key != "y"}, *rows[1:]]
+    return {
+        "columns": encode({"columns": columns}),
+        "rows": encode({"rows": rows}),
+        "rows, generic path": encode({"rows": slow}),
+    }
+
+
+async def test_a_mixed_column_is_refused_alike_in_every_form() -> None:
+    # It read `(int, str)` as columns and `(float, str)` as rows the contract model validated.
+    details = {}
+    for form, body in _three_forms({"age": [31, "forty", 50], "y": [0, 1, 0]}).items():
+        with pytest.raises(ValidationFailed) as caught:
+            await frame_of(body)
+        details[form] = (caught.value.message, caught.value.details)
+    assert len(set(map(repr, details.values()))) == 1, details
+    message, [detail] = details["columns"]
+    assert (detail["field"], detail["message"]) == ("age", "mixed types: int, str")
+    assert "(int, str)" in message
+
+
+async def test_integers_are_integers_in_every_form() -> None:
+    forms = _three_forms({"age": [31, 45, 52], "income": [1.5, 2.0, 3.25], "y": [0, 1, 0]})
+    assert not fast(forms["rows, generic path"])  # the contract model did read it
+    for form, body in forms.items():
+        frame = await frame_of(body)
+        assert frame.schema["age"] == pl.Int64, form
+        assert frame.schema["income"] == pl.Float64, form
+        assert frame["age"].to_list() == [31, 45, 52], form

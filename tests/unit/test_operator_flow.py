@@ -3,33 +3,14 @@ variable with its default, and a training deadline below the platform's 300 s re
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
 import pytest
 
 from entrypoints.settings import Settings
+from support.configuration import ROOT, env_example_defaults, settings_defaults
 
-ROOT = Path(__file__).resolve().parents[2]
 PLATFORM_REQUEST_TIMEOUT_SECONDS = 300  # the platform's ML_WORKER_TIMEOUT_MS default, 300,000 ms
-
-
-def _variable(name: str) -> str:
-    alias = Settings.model_fields[name].validation_alias
-    return str(alias.choices[0]) if alias is not None else f"ML_WORKER_{name.upper()}"  # type: ignore[union-attr]
-
-
-def _shown(default: object) -> str:
-    if default is None:
-        return ""
-    if isinstance(default, bool):
-        return str(default).lower()
-    if isinstance(default, dict):
-        return json.dumps(default)
-    if isinstance(default, float) and default.is_integer():
-        return str(int(default))
-    return str(default)
 
 
 def test_dotenv_in_the_working_directory_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,10 +43,7 @@ def test_without_dotenv_the_defaults_hold(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_env_example_lists_every_variable_with_its_default() -> None:
-    text = (ROOT / ".env.example").read_text(encoding="utf-8")
-    listed = dict(re.findall(r"^# ([A-Z][A-Z0-9_]*)=(.*)$", text, flags=re.MULTILINE))
-    expected = {_variable(name): _shown(field.default) for name, field in Settings.model_fields.items()}
-    assert listed == expected
+    assert env_example_defaults() == settings_defaults()
 
 
 def test_env_example_as_a_dotenv_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

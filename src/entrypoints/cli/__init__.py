@@ -6,7 +6,8 @@ cases through the same container, with a file reader behind the data. An analysi
 the compute runner, without the job engine, and its result is presented as /status returns it. Only
 the data form differs: a file path, which the HTTP API never accepts.
 
-Modules: `commands` (each command's help and options), `options` (options -> API request), `runs`
+Modules: `commands` (each command's help and declared options), `options` (options -> API request;
+an option for every request field a command does not declare, from the contract), `runs`
 (request -> use case -> wire document), `summaries`, `progress`, `offline` (one command's run, its
 files and errors), `serve`, `report` (a result as an HTML page, `entrypoints.report`).
 """
@@ -36,7 +37,13 @@ def _add_offline(commands: Any, command: Command) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", metavar="FILE", help=FILE_HELP)
-    for option in command.options:
+    for option in command.all_options:
+        if option.type is bool:
+            # Unset (None) keeps the API's default, whichever it is.
+            parser.add_argument(
+                option.flag, dest=option.dest, action=argparse.BooleanOptionalAction, help=option.help
+            )
+            continue
         parser.add_argument(
             option.flag,
             dest=option.dest,

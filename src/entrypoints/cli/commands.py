@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from entrypoints.cli import runs
-from entrypoints.cli.options import Option, json_object, names
+from entrypoints.cli.options import Option, inferred_options, integers, json_object, names
 
 if TYPE_CHECKING:
     from domain.data import FileRef
@@ -25,6 +25,11 @@ class Command:
     options: tuple[Option, ...]
     run: Callable[[OfflineServices, FileRef, Any, Progress], Awaitable[runs.Output]]
 
+    @property
+    def all_options(self) -> tuple[Option, ...]:
+        """The declared options, then one from the contract for each other field of the request."""
+        return self.options + inferred_options(self.request, self.options)
+
 
 OFFLINE_ENVIRONMENT_HELP = """\
 environment variables (the service's; those that apply offline):
@@ -39,6 +44,12 @@ environment variables (the service's; those that apply offline):
 exit status: 0 done, 2 a mistake in the options or the data (`error: CODE: message` on stderr),
 130 interrupted.
 """
+
+# The caller's identifiers of the jobs' requests, handed back in the result as the service does.
+ECHO_OPTIONS = (
+    Option("--schema-id", "schemaId", "echoed in the result as schemaId", metavar="ID"),
+    Option("--tenant-id", "tenantId", "echoed in the result as tenantId", metavar="ID"),
+)
 
 FILE_HELP = "a CSV or Parquet file (the format from the extension unless --format is given)"
 
@@ -93,6 +104,12 @@ examples:
                 metavar="N",
             ),
             Option(
+                "--include-parity-fixture",
+                "includeParityFixture",
+                "also return parityFixture (in --result): sample and edge rows with LightGBM's own scores",
+                type=bool,
+            ),
+            Option(
                 "--params",
                 "params",
                 "LightGBM parameters as a JSON object with the API's names, e.g. '{\"numLeaves\": 15}'",
@@ -129,9 +146,9 @@ examples:
             Option(
                 "--reference",
                 "includeReference",
-                "carry the drift reference in the model (default: true)",
-                value=lambda text: text == "true",
-                choices=("true", "false"),
+                "carry the drift reference in the model; without it and uncalibrated, a version-1 "
+                "model (default: on)",
+                type=bool,
             ),
         ),
         run=runs.train_gbm,
@@ -159,8 +176,23 @@ examples:
             Option("--min-clusters", "minClusters", "smallest k tried (2)", type=int, metavar="K"),
             Option("--max-clusters", "maxClusters", "largest k tried (8)", type=int, metavar="K"),
             Option("--random-state", "randomState", "seed (42)", type=int, metavar="N"),
+            Option(
+                "--silhouette-sample-size",
+                "silhouetteSampleSize",
+                "seeded sample the silhouette that chooses k is computed on, 100..20000 (10000)",
+                type=int,
+                metavar="N",
+            ),
+            Option(
+                "--max-categories",
+                "maxCategories",
+                "most frequent categories one-hot encoded per categorical field (10)",
+                type=int,
+                metavar="N",
+            ),
             Option("--eps", "eps", "DBSCAN radius (default: estimated)", type=float, metavar="R"),
             Option("--min-samples", "minSamples", "DBSCAN core-point size", type=int, metavar="N"),
+            *ECHO_OPTIONS,
         ),
         run=runs.segment,
     ),
@@ -210,10 +242,22 @@ examples:
                 metavar="JSON",
             ),
             Option(
-                "--bands", "bands", "weekly-frequency band bounds (1,3,5,7,10)", value=names, metavar="N,N"
+                "--bands",
+                "bands",
+                "upper bounds of the weekly-frequency bands, strictly increasing (1,3,5,7,10)",
+                value=integers,
+                metavar="N,N",
             ),
             Option("--min-samples-per-band", "minSamplesPerBand", "(30)", type=int, metavar="N"),
+            Option(
+                "--alpha",
+                "alpha",
+                "family-wise significance level of the fatigue and cooldown tests (0.05)",
+                type=float,
+                metavar="A",
+            ),
             Option("--random-state", "randomState", "seed (42)", type=int, metavar="N"),
+            *ECHO_OPTIONS,
         ),
         run=runs.policies,
     ),
@@ -257,6 +301,7 @@ examples:
             ),
             Option("--top-terms", "topTerms", "terms reported (20)", type=int, metavar="N"),
             Option("--random-state", "randomState", "seed (42)", type=int, metavar="N"),
+            *ECHO_OPTIONS,
         ),
         run=runs.content,
     ),

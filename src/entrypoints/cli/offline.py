@@ -113,7 +113,7 @@ def run_offline(command: Command, args: argparse.Namespace) -> int:
             raise ValidationFailed(message, [field_error("FILE", message)])
         out = output_path(args.out, "--out", data)
         result_path = output_path(getattr(args, "result", None), "--result", data)
-        body = build_request(command.request, command.options, args)
+        body = build_request(command.request, command.all_options, args)
         try:
             settings = _offline_settings(args.inline)
         except ValidationError as error:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from domain.errors import InternalFailure, WorkerError
+from domain.jobs import RequestEcho
 from entrypoints.cli.progress import Progress, showing_progress
 from entrypoints.cli.summaries import content_summary, policy_summary, segmentation_summary, training_summary
 
@@ -39,12 +40,11 @@ async def analysed(
     presenter: JobResultPresenter,
     progress: Progress,
     names: WireNames,
+    echo: RequestEcho | None = None,
 ) -> dict[str, Any]:
-    """The analysis run now, its result as /status would return it. A refused request reads as the
-    service's answer to the submission (with details); a failed computation as /status reports the
-    failed job (code and message)."""
-    from domain.jobs import RequestEcho
-
+    """The analysis run now, its result as /status would return it (with the request's `schemaId`
+    and `tenantId`). A refused request reads as the service's answer to the submission (with
+    details); a failed computation as /status reports the failed job (code and message)."""
     try:
         dataset = await use_case.load(data, spec)
     except WorkerError as error:
@@ -55,7 +55,7 @@ async def analysed(
         def report(fraction: float, message: str) -> None:
             progress.update(fraction, names.message(message))
 
-        work = use_case.run(dataset, spec, RequestEcho(), on_progress=report)
+        work = use_case.run(dataset, spec, echo or RequestEcho(), on_progress=report)
         document = presenter.present(await showing_progress(work, progress))
     except WorkerError as error:
         raise _as_failed_job(presenter, use_case.job_type, error) from None
@@ -74,6 +74,10 @@ def _as_failed_job(presenter: JobResultPresenter, job_type: str, error: WorkerEr
     failure = JobFailure(error.code, error.message)
     shown = INTERNAL if failure.code == INTERNAL.code else presenter.present_failure(job_type, failure)
     return error_from_code(shown.code, shown.message)
+
+
+def _echo(body: c.SegmentsRequest | c.PoliciesRequest | c.ContentRequest) -> RequestEcho:
+    return RequestEcho(schema_id=body.schemaId, tenant_id=body.tenantId)
 
 
 async def train_gbm(services: OfflineServices, data: FileRef, body: Any, progress: Progress) -> Output:
@@ -102,7 +106,9 @@ async def segment(
 
     spec = segmentation_spec(body)
     presenter = services.result_presenter
-    result = await analysed(services.segment_customers, spec, data, presenter, progress, SEGMENTATION_NAMES)
+    result = await analysed(
+        services.segment_customers, spec, data, presenter, progress, SEGMENTATION_NAMES, _echo(body)
+    )
     return Output(result=result, out=result, summary=segmentation_summary(result))
 
 
@@ -113,7 +119,9 @@ async def policies(
 
     spec = policy_spec(body)
     presenter = services.result_presenter
-    result = await analysed(services.analyze_policies, spec, data, presenter, progress, POLICY_NAMES)
+    result = await analysed(
+        services.analyze_policies, spec, data, presenter, progress, POLICY_NAMES, _echo(body)
+    )
     return Output(result=result, out=result, summary=policy_summary(result))
 
 
@@ -124,5 +132,7 @@ async def content(
 
     spec = content_spec(body)
     presenter = services.result_presenter
-    result = await analysed(services.analyze_content, spec, data, presenter, progress, CONTENT_NAMES)
+    result = await analysed(
+        services.analyze_content, spec, data, presenter, progress, CONTENT_NAMES, _echo(body)
+    )
     return Output(result=result, out=result, summary=content_summary(result, body.target))

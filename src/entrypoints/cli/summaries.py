@@ -69,6 +69,11 @@ def policy_summary(result: Mapping[str, Any]) -> str:
         confidence = item.get("confidence")
         suffix = f" (confidence {confidence:.2f})" if isinstance(confidence, int | float) else ""
         lines.append(f"  - {item['title']}{suffix}")
+    # The notes say why a recommendation is missing (no cap, no fatigue, not enough evidence).
+    notes = result.get("notes") or []
+    if notes:
+        lines.append("notes:")
+        lines.extend(f"  - {note}" for note in notes)
     lines.extend(_warnings(result))
     return "\n".join(lines)
 

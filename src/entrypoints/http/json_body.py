@@ -14,7 +14,8 @@ and text refused naming the column, nested values refused, ragged columns refuse
 
 The rest of the request, and any body that is not plainly one of those forms (a table, bad shapes,
 JSON msgspec refuses), is validated by the contract model itself, as it always was: same answers,
-same errors. Decoded integers stay integers in both fast forms, as in the Arrow and Parquet bodies.
+same errors. Decoded integers stay integers in every form (rows the contract model validated take
+their cells from msgspec's decoding), as in the Arrow and Parquet bodies.
 """
 
 from __future__ import annotations
@@ -58,8 +59,18 @@ def decode_json_request(body: bytes | bytearray, model: type[M]) -> M:
     if columns is None:
         # In JSON mode, as the contract is written: python mode words errors for Python types
         # ("a valid list" for a JSON array). Only small or table requests come here.
-        return model.model_validate_json(body)
+        return _with_decoded_rows(model.model_validate_json(body), document)
     return _with_columns(model, {**document, "data": {"columns": {}}}, columns)
+
+
+def _with_decoded_rows(parsed: M, document: Any) -> M:
+    """Rows the contract validated, with their cells as msgspec decoded them. The contract's scalar
+    type reads an integer as a float, so these rows gave a float column where the same data in any
+    other form gives an integer one, and a mixed column read `(float, str)` here, `(int, str)` there."""
+    if isinstance(getattr(parsed, "data", None), c.InlineRows):
+        # Valid as InlineRows (extra keys forbidden), so `data` is exactly {"rows": [...]}.
+        parsed.data = c.InlineRows.model_construct(rows=document["data"]["rows"])  # type: ignore[attr-defined]
+    return parsed
 
 
 def _with_columns(model: type[M], rest: dict[str, Any], columns: dict[str, list[Any]]) -> M:
