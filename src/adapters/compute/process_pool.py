@@ -134,6 +134,10 @@ class ProcessPoolRunner(ComputeRunner):
     def worker_pids(self) -> list[int]:
         return [w.process.pid for w in self._workers if w.process.pid is not None]
 
+    def process_memory(self) -> dict[int, int]:
+        sizes = {pid: resident_bytes(pid) for pid in self.worker_pids()}
+        return {pid: size for pid, size in sizes.items() if size is not None}
+
     def capacity(self) -> PoolCapacity:
         return PoolCapacity(
             workers=self._size,
