@@ -5,8 +5,21 @@
 // LightGBM's own (Tree::NumericalDecision, Tree::CategoricalDecision, the dense-row reader). The
 // Python reference scorer (src/domain/gbm/scorer.py) implements the same rules; both are tested
 // against LightGBM itself.
+//
+// Version 2 adds two optional blocks: `calibration` (applied to `score`, never to `rawMargin` or the
+// contributions) and `reference`, the training distribution that driftPsi() compares a batch with
+// (drift.mjs). A version-1 state may carry neither, so a v1-only scorer refuses a calibrated model
+// instead of scoring it uncalibrated.
 
-export const SUPPORTED_SCHEMA_VERSIONS = Object.freeze([1]);
+import { compileReference, driftReport } from './drift.mjs';
+
+export {
+  binnedKs, DRIFTED_FROM, driftStatus, numericBin, psi, PSI_EPSILON, STABLE_BELOW,
+} from './drift.mjs';
+
+export const SUPPORTED_SCHEMA_VERSIONS = Object.freeze([1, 2]);
+export const ISOTONIC = 'isotonic';
+export const PLATT = 'platt';
 
 // LightGBM declares `const double kZeroThreshold = 1e-35f`: a float literal widened to double.
 export const K_ZERO_THRESHOLD = Math.fround(1e-35);
@@ -34,6 +47,8 @@ const REQUIRED_KEYS = [
 const HASH_PATTERN = /^sha256:[0-9a-f]{64}$/;
 const CAT_THRESHOLD_PATTERN = /^\d+(\|\|\d+)*$/;
 const LINEAR_LEAF_KEYS = ['leaf_coeff', 'leaf_const', 'leaf_features'];
+// Only schema_version 2 may carry these.
+const BLOCK_KEYS = ['calibration', 'reference'];
 
 /** A modelState this scorer cannot score faithfully: unknown version, objective or shape. */
 export class UnsupportedModelError extends Error {
@@ -124,6 +139,10 @@ function validateHeader(state) {
   // The version first: a newer contract may rename keys, and "unsupported version" is the real cause.
   if ('schema_version' in state && !SUPPORTED_SCHEMA_VERSIONS.includes(state.schema_version)) {
     throw fail(`schema_version ${JSON.stringify(state.schema_version)} is not supported (supported: ${SUPPORTED_SCHEMA_VERSIONS.join(', ')}); upgrade the scorer`);
+  }
+  const carried = BLOCK_KEYS.filter((k) => k in state);
+  if (state.schema_version === 1 && carried.length) {
+    throw fail(`schema_version 1 cannot carry ${carried.join(' or ')}: a model with them is version 2`);
   }
   const missing = REQUIRED_KEYS.filter((k) => !(k in state));
   if (missing.length) throw fail(`lacks required keys: ${missing.join(', ')}`);
@@ -257,6 +276,57 @@ function compileTrees(trees, numFeatures, columnOwner) {
   };
 }
 
+const CALIBRATION_SOURCES = ['cross_fitted', 'validation'];
+
+// Returns (probability, rawMargin) -> calibrated score. The checks and messages are the Python
+// scorer's (domain.gbm.calibration), and the expressions formats.md's, operation for operation, so
+// both scorers agree to the last bit.
+function compileCalibration(block) {
+  const refuse = (message) => fail(`calibration: ${message}`);
+  if (!isObject(block)) throw refuse('must be an object');
+  const { method } = block;
+  if (method !== ISOTONIC && method !== PLATT) throw refuse(`method ${JSON.stringify(method)} is not one of ["${ISOTONIC}", "${PLATT}"]`);
+  if (!isInteger(block.fitted_on) || block.fitted_on < 0) throw refuse('fitted_on must be a non-negative integer');
+  if (!CALIBRATION_SOURCES.includes(block.source)) {
+    throw refuse(`source ${JSON.stringify(block.source)} is not one of ${JSON.stringify(CALIBRATION_SOURCES)}`);
+  }
+  if (method === PLATT) {
+    const { a, b } = block;
+    if (!isFiniteNumber(a) || a <= 0) throw refuse('platt needs a finite a > 0 (a <= 0 would reverse the ranking)');
+    if (!isFiniteNumber(b)) throw refuse('platt needs a finite b');
+    return (_probability, margin) => 1 / (1 + Math.exp(-(a * margin + b)));
+  }
+  if (!Array.isArray(block.x) || !Array.isArray(block.y) || block.x.length === 0 || block.x.length !== block.y.length) {
+    throw refuse('isotonic needs x and y: non-empty lists of the same length');
+  }
+  if (!block.x.concat(block.y).every((v) => isFiniteNumber(v) && v >= 0 && v <= 1)) {
+    throw refuse('isotonic x and y must be finite numbers in [0, 1]');
+  }
+  const x = Float64Array.from(block.x);
+  const y = Float64Array.from(block.y);
+  for (let i = 1; i < x.length; i++) {
+    if (!(x[i] > x[i - 1])) throw refuse(`isotonic x must be strictly increasing (x[${i}] <= x[${i - 1}])`);
+  }
+  for (let i = 1; i < y.length; i++) {
+    if (!(y[i] >= y[i - 1])) throw refuse(`isotonic y must be non-decreasing (y[${i}] < y[${i - 1}])`);
+  }
+  const last = x.length - 1;
+  return (p) => {
+    if (p <= x[0]) return y[0];
+    if (p >= x[last]) return y[last];
+    // The largest i with x[i] <= p: x[lo] <= p < x[hi] throughout.
+    let lo = 0;
+    let hi = last;
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >>> 1;
+      if (x[mid] <= p) lo = mid;
+      else hi = mid;
+    }
+    const q = y[lo] + (p - x[lo]) * ((y[lo + 1] - y[lo]) / (x[lo + 1] - x[lo]));
+    return Math.min(1, Math.max(0, q));
+  };
+}
+
 /**
  * Validate a modelState and compile it for scoring. Throws UnsupportedModelError on an unknown
  * schema_version, a non-binary objective, linear trees, or any malformed shape.
@@ -268,6 +338,9 @@ export function loadModel(state) {
   const owner = new Int32Array(featureNames.length);
   inputs.forEach((input, i) => input.columns.forEach((c) => { owner[c] = i; }));
   const trees = compileTrees(state.trees, featureNames.length, owner);
+  const hasCalibration = state.calibration !== undefined;
+  const calibrate = hasCalibration ? compileCalibration(state.calibration) : null;
+  const reference = state.reference !== undefined ? compileReference(state.reference, state.input_features, fail) : null;
   let baseValue = 0;
   for (const root of trees.roots) baseValue += root >= 0 ? trees.value[root] : trees.leafValue[~root];
   return Object.freeze({
@@ -278,6 +351,10 @@ export function loadModel(state) {
     numTrees: trees.roots.length,
     sigmoid,
     baseValue,
+    calibration: hasCalibration ? state.calibration.method : null,
+    hasReference: reference !== null,
+    _calibrate: calibrate,
+    _reference: reference,
     _encoder: {
       numericNames: inputs.filter((i) => i.kind === 'numeric').map((i) => i.name),
       numericColumns: Int32Array.from(inputs.filter((i) => i.kind === 'numeric'), (i) => i.columns[0]),
@@ -401,8 +478,11 @@ function walkCredit(t, x, credit) {
   return total;
 }
 
+// LightGBM's probability, then the calibration if the model carries one. Math.exp overflowing to
+// Infinity gives 0, as LightGBM's sigmoid does in C.
 function probability(model, rawMargin) {
-  return 1 / (1 + Math.exp(-model.sigmoid * rawMargin));
+  const p = 1 / (1 + Math.exp(-model.sigmoid * rawMargin));
+  return model._calibrate === null ? p : model._calibrate(p, rawMargin);
 }
 
 /** Sum of the leaves reached: equals LightGBM's predict(raw_score=True). */
@@ -434,6 +514,50 @@ export function scoreBatch(model, rows, options) {
   const out = new Array(rows.length);
   for (let i = 0; i < rows.length; i++) out[i] = score(model, rows[i], options);
   return out;
+}
+
+/**
+ * Drift of a batch of rows against the model's training reference (modelState.reference): PSI, KS and
+ * the missing-share change per input field, and PSI/KS of the (calibrated) score. Rows are objects
+ * keyed by input feature, read as score() reads them. `options.scores`: the batch's scores if already
+ * computed (e.g. the ones served), instead of scoring the rows again.
+ */
+export function driftPsi(model, rows, options) {
+  const reference = model._reference;
+  if (reference === null || reference === undefined) {
+    throw new UnsupportedModelError('modelState: has no reference (the drift reference of schema_version 2): retrain with the reference included to measure drift');
+  }
+  if (!Array.isArray(rows) || rows.length === 0) throw new RangeError('driftPsi needs a non-empty array of rows');
+  const given = options && options.scores !== undefined ? options.scores : null;
+  if (given !== null && (!(Array.isArray(given) || ArrayBuffer.isView(given)) || given.length !== rows.length)) {
+    throw new TypeError(`options.scores must hold one score per row (${rows.length})`);
+  }
+  const n = rows.length;
+  const values = reference.fields.map((field) => (field.kind === 'numeric' ? new Float64Array(n) : new Array(n)));
+  const scores = new Float64Array(n);
+  for (let r = 0; r < n; r++) {
+    const row = rows[r];
+    if (row === null || typeof row !== 'object' || Array.isArray(row) || ArrayBuffer.isView(row)) {
+      throw new TypeError(`row ${r}: driftPsi needs rows as objects keyed by input feature name`);
+    }
+    reference.fields.forEach((field, f) => {
+      const value = Object.hasOwn(row, field.name) ? row[field.name] : undefined;
+      if (field.kind === 'numeric') {
+        values[f][r] = toNumber(value, field.name);
+      } else {
+        // undefined marks missing; null a value no category can match (it falls in "other").
+        values[f][r] = value === null || value === undefined ? undefined : categoryKey(value);
+      }
+    });
+    if (given === null) {
+      scores[r] = score(model, row, { contributions: false }).score;
+    } else {
+      const s = given[r];
+      if (!isFiniteNumber(s) || s < 0 || s > 1) throw new TypeError(`options.scores[${r}] must be a number in [0, 1]`);
+      scores[r] = s;
+    }
+  }
+  return driftReport(reference, values, scores);
 }
 
 /**

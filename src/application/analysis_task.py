@@ -5,6 +5,7 @@ caller's identifiers."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -32,6 +33,9 @@ def run_analysis(
 
 class SubmitAnalysis(Generic[S]):
     job_type: ClassVar[str]
+    # Checks that cost more than a glance at the schema (hashing a model in the request) run in a
+    # thread, so the event loop keeps serving meanwhile.
+    validate_in_thread: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -63,7 +67,10 @@ class SubmitAnalysis(Generic[S]):
         """The data, refused here for what the request and schema already show, before any work."""
         dataset = await self._datasets.load(data, max_rows=self._max_rows)
         require_rows(dataset)
-        self.validate(spec, dataset)
+        if self.validate_in_thread:
+            await asyncio.to_thread(self.validate, spec, dataset)
+        else:
+            self.validate(spec, dataset)
         self._budget.check(self.estimate(spec, dataset))
         return dataset
 

@@ -9,6 +9,7 @@ from typing import Any, Protocol, TypeVar
 
 from domain.content import ContentAnalysisResult, ContentSpec
 from domain.data import Dataset, DataSpec
+from domain.drift import DriftAnalysisResult, DriftSpec
 from domain.gbm.training import FeaturePlan, GbmTrainingOutcome, GbmTrainingSpec
 from domain.jobs import Job, JobFailure, JobStatus
 from domain.policies import PolicyAnalysisResult, PolicySpec
@@ -250,6 +251,15 @@ class ContentAnalyzer(Protocol[F_in]):
         self, dataset: Dataset[F_in], spec: ContentSpec, progress: ProgressReporter
     ) -> ContentAnalysisResult:
         """The terms that move the target, channel and creative standings, the model's quality."""
+        ...
+
+
+class DriftAnalyzer(Protocol[F_in]):
+    def analyze(
+        self, dataset: Dataset[F_in], spec: DriftSpec, progress: ProgressReporter
+    ) -> DriftAnalysisResult:
+        """Each reference field's PSI/KS against the rows, the score's (with a model), and the
+        model's performance on them (with a label)."""
         ...
 
 

@@ -15,7 +15,7 @@ from domain.gbm.training import (
     GbmTrainingSpec,
     check_bagging,
     plan_features,
-    training_rows,
+    smallest_training_rows,
 )
 
 
@@ -59,10 +59,14 @@ class TrainGbm:
             require_rows(dataset)
             # Here, so that name-level mistakes never reach a worker; the worker trains on this plan.
             plan = plan_features(command.spec, dataset.schema)
-            # A bag LightGBM would draw empty fails inside it: refused here, naming the parameter.
+            # A bag LightGBM would draw empty fails inside it: refused here, naming the parameter
+            # (for the fold models too, which train on fewer rows).
             spec = command.spec
-            check_bagging(spec.params, training_rows(dataset.row_count, spec.validation_fraction))
-            # What the training would cost, refused here: a bomb never reaches a worker.
+            check_bagging(spec.params, smallest_training_rows(dataset.row_count, spec))
+            # What the training would cost, refused here: a bomb never reaches a worker. The fold
+            # models (`cv_folds`, a cross-fitted calibrator) train one at a time, after the returned
+            # model is freed, on fewer rows: the estimate of one training bounds their memory too.
+            # Their time is the training deadline's to bound.
             categories = dataset.distinct_counts(plan.categorical)
             self._budget.check(gbm_estimate(command.spec, plan, dataset.row_count, categories))
             timeout = self._remaining(command.received_at)

@@ -249,3 +249,19 @@ _POLICY_BYTES_PER_ROW = 400
 
 def estimate_policies(*, rows: int) -> ResourceEstimate:
     return ResourceEstimate(rows * _POLICY_BYTES_PER_ROW, memory_drivers=(("data", "send fewer rows"),))
+
+
+# Drift: each reference field's column as float64 (and its bucket indices), and the batch scorer's
+# encoded matrix (rows x model columns, one-hot columns included) in three copies: as encoded, read
+# through kZeroThreshold, and with NaN read as 0 (adapters/gbm/batch_scorer.py); plus a few index
+# arrays of the rows reaching a tree's nodes.
+_DRIFT_FIELD_COPIES = 2
+_DRIFT_MODEL_COPIES = 3
+_DRIFT_ROUTING = 4 * _FLOAT
+_DRIFT_FIXED = 32 * MB
+
+
+def estimate_drift(*, rows: int, columns: int, model_columns: int) -> ResourceEstimate:
+    """`columns`: the reference's fields; `model_columns`: the model's encoded columns (0 without one)."""
+    per_row = (columns * _DRIFT_FIELD_COPIES + model_columns * _DRIFT_MODEL_COPIES) * _FLOAT + _DRIFT_ROUTING
+    return ResourceEstimate(rows * per_row + _DRIFT_FIXED, memory_drivers=(("data", "send fewer rows"),))

@@ -43,12 +43,16 @@ class Bounds:
         low = (
             f">= {_number(self.minimum)}"
             if self.minimum is not None
-            else f"> {_number(self.exclusive_minimum)}" if self.exclusive_minimum is not None else None
+            else f"> {_number(self.exclusive_minimum)}"
+            if self.exclusive_minimum is not None
+            else None
         )
         high = (
             f"<= {_number(self.maximum)}"
             if self.maximum is not None
-            else f"< {_number(self.exclusive_maximum)}" if self.exclusive_maximum is not None else None
+            else f"< {_number(self.exclusive_maximum)}"
+            if self.exclusive_maximum is not None
+            else None
         )
         if self.minimum is not None and self.maximum is not None:
             return f"between {_number(self.minimum)} and {_number(self.maximum)}"

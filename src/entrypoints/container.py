@@ -17,6 +17,7 @@ from adapters.compute.memory_budget import memory_limit_bytes
 from adapters.compute.process_pool import ProcessPoolRunner
 from adapters.compute.shared_frames import SharedFrames
 from adapters.content.analyzer import SklearnContentAnalyzer
+from adapters.drift.analyzer import PolarsDriftAnalyzer
 from adapters.files.dataset_source import FileDatasetSource
 from adapters.gbm.trainer import LightGbmTrainer
 from adapters.inline.dataset_source import InlineDatasetSource
@@ -30,6 +31,7 @@ from adapters.routing_dataset_source import RoutingDatasetSource
 from adapters.segmentation.segmenter import SklearnSegmenter
 from adapters.system_clock import SystemClock
 from application.analyze_content import AnalyzeContent
+from application.analyze_drift import AnalyzeDrift
 from application.analyze_policies import AnalyzePolicies
 from application.cancel_job import CancelJob
 from application.check_health import CheckHealth
@@ -53,6 +55,7 @@ COMPUTE_MODULES = (
     "adapters.segmentation.segmenter",
     "adapters.policies.analyzer",
     "adapters.content.analyzer",
+    "adapters.drift.analyzer",
     "pyarrow.ipc",  # maps the task's frames (adapters/compute/shared_frames.py)
 )
 
@@ -214,6 +217,7 @@ class Container(containers.DeclarativeContainer):
     segmenter = providers.Singleton(SklearnSegmenter)
     policy_analyzer = providers.Singleton(PolarsPolicyAnalyzer)
     content_analyzer = providers.Singleton(SklearnContentAnalyzer)
+    drift_analyzer = providers.Singleton(PolarsDriftAnalyzer)
 
     max_rows = settings.provided.max_rows
     train_gbm = providers.Singleton(
@@ -256,6 +260,16 @@ class Container(containers.DeclarativeContainer):
         providers.Callable(_analysis_timeout, settings, AnalyzeContent.job_type),
         budget=budget,
     )
+    analyze_drift = providers.Singleton(
+        AnalyzeDrift,
+        datasets,
+        executor,
+        runner,
+        drift_analyzer,
+        max_rows,
+        providers.Callable(_analysis_timeout, settings, AnalyzeDrift.job_type),
+        budget=budget,
+    )
     get_job = providers.Singleton(GetJob, job_store)
     cancel_job = providers.Singleton(CancelJob, job_store, executor, clock)
     check_health = providers.Singleton(
@@ -280,6 +294,7 @@ class Services:
     segment_customers: SegmentCustomers
     analyze_policies: AnalyzePolicies
     analyze_content: AnalyzeContent
+    analyze_drift: AnalyzeDrift
     get_job: GetJob
     cancel_job: CancelJob
     check_health: CheckHealth

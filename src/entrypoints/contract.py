@@ -226,6 +226,48 @@ class Library(BaseModel):
     version: StrictStr
 
 
+class FprItem(RootModel[StrictFloat]):
+    root: Annotated[StrictFloat, Field(ge=0.0, le=1.0)]
+
+
+class TprItem(RootModel[StrictFloat]):
+    root: Annotated[StrictFloat, Field(ge=0.0, le=1.0)]
+
+
+class Roc(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    fpr: Annotated[list[FprItem], Field(max_length=101)]
+    tpr: Annotated[list[TprItem], Field(max_length=101)]
+
+
+class PredictedItem(RootModel[StrictFloat]):
+    root: Annotated[StrictFloat, Field(ge=0.0, le=1.0)]
+
+
+class ObservedItem(RootModel[StrictFloat]):
+    root: Annotated[StrictFloat, Field(ge=0.0, le=1.0)]
+
+
+class CountItem(RootModel[StrictInt]):
+    root: Annotated[StrictInt, Field(ge=1)]
+
+
+class ReliabilityCurve(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    predicted: Annotated[
+        list[PredictedItem], Field(description='Mean score in the bin.', max_length=10)
+    ]
+    observed: Annotated[
+        list[ObservedItem],
+        Field(description='Share of positives in the bin.', max_length=10),
+    ]
+    count: Annotated[list[CountItem], Field(max_length=10)]
+
+
 class ParityFixture(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
@@ -254,28 +296,39 @@ class ModelState(BaseModel):
     input_features: list[dict[str, Any]]
     trees: list[Tree]
     content_hash: StrictStr
+    calibration: Annotated[
+        dict[str, Any] | None, Field(description='Only with schema_version 2.')
+    ] = None
+    reference: Annotated[
+        dict[str, Any] | None, Field(description='Only with schema_version 2.')
+    ] = None
 
 
-class GbmMetrics(BaseModel):
+class CalibrationMetrics(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    auc: Annotated[
-        StrictFloat | None,
-        Field(description='null when the evaluated rows hold one class only.'),
+    method: Literal['isotonic', 'platt']
+    fittedOn: Annotated[
+        StrictInt,
+        Field(description='The held-out rows the stored calibrator was fitted on.'),
     ]
-    logloss: StrictFloat
-    accuracy: StrictFloat
-    precision: StrictFloat
-    recall: StrictFloat
-    trainingSamples: StrictInt
-    validationSamples: StrictInt
-    positiveRate: Annotated[
-        StrictFloat, Field(description='Share of positive labels over all rows.')
-    ]
-    bestIteration: StrictInt
-    numTrees: StrictInt
-    evaluatedOn: Literal['validation', 'training']
+    measuredOn: StrictInt
+    brierBefore: StrictFloat
+    brierAfter: StrictFloat
+    eceBefore: StrictFloat
+    eceAfter: StrictFloat
+
+
+class CrossValidationMetrics(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    folds: StrictInt
+    aucMean: StrictFloat
+    aucStd: StrictFloat
+    loglossMean: StrictFloat
+    loglossStd: StrictFloat
 
 
 class JobAccepted(BaseModel):
@@ -612,13 +665,130 @@ class TextField(RootModel[StrictStr]):
     root: Annotated[StrictStr, Field(min_length=1)]
 
 
+class DriftMetrics(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    auc: Annotated[
+        StrictFloat | None, Field(description='null when the rows hold one class only.')
+    ]
+    logloss: StrictFloat
+    ece: Annotated[
+        StrictFloat,
+        Field(
+            description='Expected calibration error: 10 equal-width bins of the score on [0, 1] (bin =\nmin(floor(score * 10), 9)), the row-weighted mean of |mean(label) - mean(score)|.\n'
+        ),
+    ]
+
+
+class Field1(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    field: StrictStr
+    kind: Literal['numeric', 'categorical']
+    psi: StrictFloat
+    ks: Annotated[
+        StrictFloat | None,
+        Field(
+            description="At the reference's bin edges (a lower bound of the exact KS); null for categorical fields."
+        ),
+    ]
+    missingShareChange: Annotated[
+        StrictFloat,
+        Field(
+            description="The rows' missing share minus the reference's (0.05 = 5 points more)."
+        ),
+    ]
+    status: Annotated[
+        Literal['stable', 'watch', 'drifted'],
+        Field(
+            description='From PSI: < 0.1 `stable`; 0.1 <= PSI < 0.25 `watch`; >= 0.25 `drifted`.'
+        ),
+    ]
+
+
+class Score(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    psi: StrictFloat
+    ks: StrictFloat | None
+    status: Annotated[
+        Literal['stable', 'watch', 'drifted'],
+        Field(
+            description='From PSI: < 0.1 `stable`; 0.1 <= PSI < 0.25 `watch`; >= 0.25 `drifted`.'
+        ),
+    ]
+
+
+class Performance(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    rows: Annotated[StrictInt, Field(description='Labelled rows measured.')]
+    auc: StrictFloat | None
+    logloss: StrictFloat
+    ece: StrictFloat
+    training: DriftMetrics | None
+
+
+class Recommendation1(BaseModel):
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    type: Literal['model']
+    action: Literal['retrain', 'watch']
+    title: Annotated[
+        StrictStr, Field(description='e.g. "Retrain: income drifted, PSI 0.31".')
+    ]
+    description: StrictStr
+    evidence: Annotated[
+        dict[str, Any],
+        Field(
+            description="A field's or the score's `{field?, psi, ks, status}`, or the AUC decay's\n`{auc, trainingAuc, change, rows}`.\n"
+        ),
+    ]
+
+
+class DriftAnalysisResult(BaseModel):
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    rows: Annotated[StrictInt, Field(description='Rows compared.')]
+    fields: Annotated[
+        list[Field1],
+        Field(description="One entry per reference field, in the model's input order."),
+    ]
+    score: Annotated[
+        Score | None,
+        Field(
+            description="The model's score distribution against the reference's; null when only `reference` was sent."
+        ),
+    ]
+    performance: Annotated[
+        Performance | None,
+        Field(
+            description="With `label` and `modelState` only (else null): the model's score on the labelled rows,\nand `training`, the reference's figures from training (its validation rows, calibrated\nout of fold when the model is calibrated); null when the reference records none.\n"
+        ),
+    ]
+    recommendations: list[Recommendation1]
+    notes: list[StrictStr]
+
+
 class Health(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
     status: Literal['ok', 'degraded']
     capabilities: list[
-        Literal['policy_analysis', 'segmentation', 'content_analysis', 'gbm_training']
+        Literal[
+            'policy_analysis',
+            'segmentation',
+            'content_analysis',
+            'gbm_training',
+            'drift_analysis',
+        ]
     ]
     version: StrictStr
     jobStore: Literal['memory', 'redis', 'postgres']
@@ -704,31 +874,59 @@ class TrainGbmRequest(RequestModel):
             description="Return `parityFixture`: rows (a seeded sample of the training rows plus edge rows: each\nfield missing, zero, extreme, infinite, an unseen category) with LightGBM's own raw scores,\nto check a scorer against before activating the model.\n"
         ),
     ] = False
+    calibration: Annotated[
+        Literal['none', 'isotonic', 'platt'],
+        Field(
+            description="Post-calibration of the score, fitted on held-out rows only, never on the rows the trees\nwere trained on: the validation split's rows; with `validationFraction` 0, out-of-fold\nscores of stratified fold models (`cvFolds` folds, else 3; the model returned is still the\none trained on every row). `isotonic`: scikit-learn's IsotonicRegression of the label on\nLightGBM's probability, stored as breakpoints; `platt`: a logistic fit `a`, `b` on the raw\nmargin. Stored in `modelState.calibration` and applied by both scorers to `score`\n(`rawMargin` and contributions unchanged). At least 20 held-out rows, 2 of each class, are\nneeded (422 naming `calibration` otherwise). With `earlyStoppingRounds`, the validation\nrows that chose the number of trees also fit the calibrator. A Platt fit whose slope is not\npositive (the trees rank the held-out rows backwards) is not applied: the model stays\nuncalibrated, with a warning.\n"
+        ),
+    ] = 'none'
+    cvFolds: Annotated[
+        StrictInt,
+        Field(
+            description='Stratified K-fold cross-validation over every labelled row (same parameters and seed),\nreported in `metrics.crossValidation`; 0 = none, else 3-10 (1 and 2 are refused). The\nmodel returned is still the one trained as without it. Each fold is a training of its own,\nso the training takes about `cvFolds` times longer.\n',
+            ge=0,
+            le=10,
+        ),
+    ] = 0
+    includeReference: Annotated[
+        StrictBool,
+        Field(
+            description="Carry the drift reference in `modelState.reference` (the training distribution of every\ninput field and the score's distribution on the validation rows). false, with `calibration`\nnone, returns a schema_version 1 model that a scorer knowing only version 1 accepts.\n"
+        ),
+    ] = True
 
 
-class TrainGbmResponse(BaseModel):
+class TrainingCurves(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    modelState: ModelState
-    metrics: GbmMetrics
-    featureImportance: list[FeatureImportanceItem]
-    durationMs: Annotated[
-        dict[str, StrictFloat],
-        Field(
-            description='Milliseconds per stage: upload (reading the request body, its first byte to its last),\ndecode (body received to data frame built; for a table, its read), parse (upload +\ndecode, kept for older readers), prepare (encode), train, evaluate, dump (modelState),\ntotal (in the server).\n'
-        ),
+    roc: Roc
+    calibration: ReliabilityCurve
+    calibrated: ReliabilityCurve | None = None
+
+
+class GbmMetrics(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    auc: Annotated[
+        StrictFloat | None,
+        Field(description='null when the evaluated rows hold one class only.'),
     ]
-    library: Library
-    threads: Annotated[
-        StrictInt,
-        Field(
-            description='Threads the training ran with: the CPU budget of a compute task, fewer when other work\nheld CPUs as the training started.\n',
-            ge=1,
-        ),
+    logloss: StrictFloat
+    accuracy: StrictFloat
+    precision: StrictFloat
+    recall: StrictFloat
+    trainingSamples: StrictInt
+    validationSamples: StrictInt
+    positiveRate: Annotated[
+        StrictFloat, Field(description='Share of positive labels over all rows.')
     ]
-    warnings: list[StrictStr]
-    parityFixture: ParityFixture | None = None
+    bestIteration: StrictInt
+    numTrees: StrictInt
+    evaluatedOn: Literal['validation', 'training']
+    calibration: CalibrationMetrics | None = None
+    crossValidation: CrossValidationMetrics | None = None
 
 
 class Job(BaseModel):
@@ -736,7 +934,9 @@ class Job(BaseModel):
         extra='forbid',
     )
     jobId: StrictStr
-    type: Literal['segmentation', 'policy_analysis', 'content_analysis']
+    type: Literal[
+        'segmentation', 'policy_analysis', 'content_analysis', 'drift_analysis'
+    ]
     status: Literal['queued', 'running', 'completed', 'failed', 'cancelled']
     progress: Annotated[StrictFloat, Field(ge=0.0, le=1.0)]
     message: StrictStr | None = None
@@ -744,7 +944,11 @@ class Job(BaseModel):
     startedAt: AwareDatetime | None = None
     finishedAt: AwareDatetime | None = None
     result: Annotated[
-        SegmentationResult | PolicyAnalysisResult | ContentAnalysisResult | None,
+        SegmentationResult
+        | PolicyAnalysisResult
+        | ContentAnalysisResult
+        | DriftAnalysisResult
+        | None,
         Field(
             description="Set once completed: the result of the job's `type`; `schemaId`/`tenantId` are echoed in it."
         ),
@@ -858,3 +1062,62 @@ class ContentRequest(RequestModel):
     randomState: Annotated[StrictInt, Field(ge=0, le=2147483647)] = 42
     schemaId: StrictStr | None = None
     tenantId: StrictStr | None = None
+
+
+class DriftAnalysisRequest(RequestModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    data: Annotated[
+        InlineRows | InlineColumns | TableData,
+        Field(
+            description='Where the data comes from: inline records, inline columns (the fast path for JSON), or a\ntable of the platform database (needs `DATABASE_URL`). Large inline data travels best as a\nbinary body instead (Arrow IPC stream or Parquet), with the other fields in `?request=`.\n'
+        ),
+    ]
+    modelState: Annotated[
+        dict[str, Any] | None,
+        Field(
+            description="The trained model, exactly as `/train/gbm` returned it (`ModelState`): it must carry\n`reference` (schema_version 2) and pass the model's checks (version, shape, content\nhash). Its trees score the rows, so the result has the score's drift (and performance\nwith `label`). Exclusive with `reference`.\n"
+        ),
+    ] = None
+    reference: Annotated[
+        dict[str, Any] | None,
+        Field(
+            description="The model's `reference` block alone (`modelState.reference`: `rows`, `fields`, `score`,\noptional `performance`), for a caller that keeps it apart from the model: every field's\ndrift, but no score or performance (there are no trees to score with). Exclusive with\n`modelState`.\n"
+        ),
+    ] = None
+    label: Annotated[
+        StrictStr | None,
+        Field(
+            description="A column of 0/1 outcomes (or true/false); with `modelState`, the model's AUC, logloss and\nECE on the rows whose label is known (rows with a null label are left out, and counted\nin a note). Not a column of the data: `422`.\n",
+            min_length=1,
+        ),
+    ] = None
+    schemaId: StrictStr | None = None
+    tenantId: StrictStr | None = None
+
+
+class TrainGbmResponse(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    modelState: ModelState
+    metrics: GbmMetrics
+    curves: TrainingCurves
+    featureImportance: list[FeatureImportanceItem]
+    durationMs: Annotated[
+        dict[str, StrictFloat],
+        Field(
+            description='Milliseconds per stage: upload (reading the request body, its first byte to its last),\ndecode (body received to data frame built; for a table, its read), parse (upload +\ndecode, kept for older readers), prepare (encode), train, evaluate, dump (modelState, its\ndrift reference included), total (in the server); calibrate (fitting the calibrator, its fold models included, and\nmeasuring it) and crossValidate (the `cvFolds` fold models) only when they ran.\n'
+        ),
+    ]
+    library: Library
+    threads: Annotated[
+        StrictInt,
+        Field(
+            description='Threads the training ran with: the CPU budget of a compute task, fewer when other work\nheld CPUs as the training started.\n',
+            ge=1,
+        ),
+    ]
+    warnings: list[StrictStr]
+    parityFixture: ParityFixture | None = None

@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     job_result_ttl_seconds: float = Field(86_400.0, gt=0)
     job_failure_ttl_seconds: float = Field(604_800.0, gt=0)
     job_timeout_seconds: float = Field(3_600.0, gt=0)
-    job_timeouts: dict[Literal["segmentation", "policy_analysis", "content_analysis"], float] = {}
+    job_timeouts: dict[
+        Literal["segmentation", "policy_analysis", "content_analysis", "drift_analysis"], float
+    ] = {}
     job_lease_seconds: float = Field(30.0, gt=1)
     store_timeout_seconds: float = Field(2.0, gt=0)
     unwritten_results: int = Field(64, ge=0)

@@ -34,12 +34,13 @@ def _floats(annotation: Any) -> bool:
 MODELS = sorted(_reachable(typing.Union[tuple(REQUESTS)], {}).items())  # noqa: UP007
 
 
-def test_the_four_operations_requests_are_walked() -> None:
+def test_the_five_operations_requests_are_walked() -> None:
     assert {model.__name__ for model in REQUESTS} == {
         "TrainGbmRequest",
         "SegmentsRequest",
         "PoliciesRequest",
         "ContentRequest",
+        "DriftAnalysisRequest",
     }
     assert {"GbmParams", "InlineColumns", "Caps"} <= {name for name, _ in MODELS}
 

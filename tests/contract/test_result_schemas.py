@@ -11,14 +11,19 @@ import pytest
 from sklearn.datasets import make_blobs
 
 from adapters.content.analyzer import SklearnContentAnalyzer
+from adapters.drift.analyzer import PolarsDriftAnalyzer
 from adapters.frames import PolarsDataset
+from adapters.gbm.trainer import LightGbmTrainer
 from adapters.policies.analyzer import PolarsPolicyAnalyzer
 from adapters.segmentation.segmenter import SklearnSegmenter
 from domain.content import ContentSpec
+from domain.drift import DriftSpec
+from domain.gbm.training import GbmParams, GbmTrainingSpec, plan_features
 from domain.policies import PolicySpec
 from domain.segmentation import SegmentationSpec
 from entrypoints.presenters.content import present_content_analysis
 from entrypoints.presenters.jobs import JobResultPresenter
+from support.drift import reference_for, with_reference
 from support.schemas import schema_errors, validator
 
 
@@ -26,7 +31,12 @@ def _check(name: str, result: dict[str, Any]) -> None:
     errors = schema_errors(name, result)
     assert not errors, errors[:5]
     # The other result schemas must not accept it: the Job's `result` is a oneOf.
-    for other in {"SegmentationResult", "PolicyAnalysisResult", "ContentAnalysisResult"} - {name}:
+    for other in {
+        "SegmentationResult",
+        "PolicyAnalysisResult",
+        "ContentAnalysisResult",
+        "DriftAnalysisResult",
+    } - {name}:
         assert not validator(other).is_valid(result), f"{name} result also matches {other}"
 
 
@@ -99,3 +109,33 @@ def test_content_results_match_the_schema() -> None:
     )
     result = SklearnContentAnalyzer().analyze(PolarsDataset(frame), ContentSpec(), _nothing)
     _check("ContentAnalysisResult", present_content_analysis(result))
+
+
+def test_drift_results_match_the_schema() -> None:
+    rng = np.random.default_rng(6)
+    n = 1200
+    frame = pl.DataFrame(
+        {
+            "income": rng.normal(50, 10, n),
+            "region": rng.choice(["north", "south"], n).tolist(),
+            "converted": (rng.random(n) < 0.4).astype(int),
+        }
+    )
+    spec = GbmTrainingSpec(label="converted", id_field=None, params=GbmParams(num_iterations=10))
+    dataset = PolarsDataset(frame)
+    state = LightGbmTrainer().train(dataset, spec, plan_features(spec, dataset.schema), _nothing).model_state
+    rows = frame.to_dicts()
+    trained = {"rows": 240, "auc": 0.95, "logloss": 0.3, "ece": 0.02}
+    state = with_reference(state, rows, rows[:240], trained)
+    shifted = frame.with_columns((pl.col("income") + 10).alias("income"))
+    with_model = PolarsDriftAnalyzer().analyze(
+        PolarsDataset(shifted), DriftSpec(model_state=state, label="converted"), _nothing
+    )
+    assert with_model.performance is not None and with_model.recommendations
+    _check("DriftAnalysisResult", dict(JobResultPresenter().present(with_model)))
+    alone = PolarsDriftAnalyzer().analyze(
+        PolarsDataset(frame), DriftSpec(reference=reference_for(state, rows, rows[:240])), _nothing
+    )
+    presented = dict(JobResultPresenter().present(alone))
+    assert presented["score"] is None and presented["performance"] is None
+    _check("DriftAnalysisResult", presented)

@@ -114,6 +114,7 @@ MODELS = {
     "analyzeSegments": c.SegmentsRequest,
     "analyzePolicies": c.PoliciesRequest,
     "analyzeContent": c.ContentRequest,
+    "analyzeDrift": c.DriftAnalysisRequest,
 }
 CASES = [
     pytest.param(

@@ -154,9 +154,19 @@ def creatives_csv(workdir: Path) -> Path:
 def trained(workdir: Path, training_csv: Path) -> Run:
     return run_cli(
         [
-            "train-gbm", training_csv.name, "--label", "converted", "--categorical", "region",
-            "--params", '{"numIterations": 60, "numLeaves": 15}',
-            "--out", "model.json", "--result", "training.json", "--inline",
+            "train-gbm",
+            training_csv.name,
+            "--label",
+            "converted",
+            "--categorical",
+            "region",
+            "--params",
+            '{"numIterations": 60, "numLeaves": 15}',
+            "--out",
+            "model.json",
+            "--result",
+            "training.json",
+            "--inline",
         ],
         workdir,
     )
@@ -229,10 +239,17 @@ def test_segment_finds_the_blobs_in_a_worker_process(workdir: Path, segmented: R
 def test_policies_with_a_field_map_and_caps(workdir: Path, interactions_csv: Path) -> None:
     run = run_cli(
         [
-            "policies", interactions_csv.name, "--inline", "--out", "policies.json",
-            "--field-map", '{"customerId": "user", "channel": "medium", "timestamp": "ts", '
-            '"interactionType": "event"}',
-            "--caps", '{"daily": 2, "weekly": 6, "monthly": 20}', "--min-samples-per-band", "20",
+            "policies",
+            interactions_csv.name,
+            "--inline",
+            "--out",
+            "policies.json",
+            "--field-map",
+            '{"customerId": "user", "channel": "medium", "timestamp": "ts", "interactionType": "event"}',
+            "--caps",
+            '{"daily": 2, "weekly": 6, "monthly": 20}',
+            "--min-samples-per-band",
+            "20",
         ],
         workdir,
     )
@@ -252,8 +269,15 @@ def test_policies_with_a_field_map_and_caps(workdir: Path, interactions_csv: Pat
 def test_content_on_creatives(workdir: Path, creatives_csv: Path) -> None:
     run = run_cli(
         [
-            "content", creatives_csv.name, "--inline", "--text-fields", "subject",
-            "--field-map", '{"revenue": null}', "--out", "content.json",
+            "content",
+            creatives_csv.name,
+            "--inline",
+            "--text-fields",
+            "subject",
+            "--field-map",
+            '{"revenue": null}',
+            "--out",
+            "content.json",
         ],
         workdir,
     )
@@ -287,6 +311,38 @@ def test_missing_file(workdir: Path) -> None:
     assert not (workdir / "never.json").exists()
 
 
+def test_train_gbm_calibrated_with_cross_validation(workdir: Path, training_csv: Path) -> None:
+    args = ["train-gbm", training_csv.name, "--label", "converted", "--categorical", "region"]
+    options = ["--calibration", "platt", "--cv-folds", "3", "--params", '{"numIterations": 20}']
+    run = run_cli(
+        [*args, *options, "--out", "calibrated.json", "--result", "calibrated-result.json", "--inline"],
+        workdir,
+    )
+    assert run.returncode == 0, run.stderr
+    state = json.loads((workdir / "calibrated.json").read_text())
+    assert state["schema_version"] == 2 and state["calibration"]["method"] == "platt"
+    metrics = json.loads((workdir / "calibrated-result.json").read_text())["metrics"]
+    assert metrics["calibration"]["fittedOn"] == metrics["validationSamples"] == 240
+    assert metrics["crossValidation"]["folds"] == 3
+    assert "calibrated (platt, fitted on 240 held-out rows): ECE " in run.stdout
+    assert "cross-validated over 3 folds: AUC " in run.stdout
+
+
+def test_train_gbm_without_reference_is_a_version_1_model(workdir: Path, training_csv: Path) -> None:
+    args = ["train-gbm", training_csv.name, "--label", "converted", "--reference", "false"]
+    run = run_cli([*args, "--params", '{"numIterations": 5}', "--out", "plain.json", "--inline"], workdir)
+    assert run.returncode == 0, run.stderr
+    state = json.loads((workdir / "plain.json").read_text())
+    assert state["schema_version"] == 1 and "reference" not in state
+
+
+def test_two_cv_folds_are_named_by_the_flag(workdir: Path, training_csv: Path) -> None:
+    args = ["train-gbm", training_csv.name, "--label", "converted", "--cv-folds", "2", "--inline"]
+    run = run_cli([*args, "--out", "never.json"], workdir)
+    assert_one_line_error(run, "VALIDATION_ERROR", "cvFolds")
+    assert not (workdir / "never.json").exists()
+
+
 def test_unknown_label(workdir: Path, training_csv: Path) -> None:
     args = ["train-gbm", training_csv.name, "--label", "bought", "--out", "never.json", "--inline"]
     run = run_cli(args, workdir)
@@ -310,8 +366,16 @@ def test_a_failed_computation_reads_as_the_failed_job_reports_it(workdir: Path, 
 
 def test_bad_json_option_lists_every_problem(workdir: Path, training_csv: Path) -> None:
     run = run_cli(
-        ["train-gbm", training_csv.name, "--label", "converted", "--params", '{"numLeaves": 1, "leaves": 3}',
-         "--out", "never.json"],
+        [
+            "train-gbm",
+            training_csv.name,
+            "--label",
+            "converted",
+            "--params",
+            '{"numLeaves": 1, "leaves": 3}',
+            "--out",
+            "never.json",
+        ],
         workdir,
     )
     assert run.returncode == 2 and "Traceback" not in run.stderr

@@ -82,6 +82,7 @@ async def test_health_shape(client: httpx.AsyncClient) -> None:
     assert body["status"] == "ok"
     assert sorted(body["capabilities"]) == [
         "content_analysis",
+        "drift_analysis",
         "gbm_training",
         "policy_analysis",
         "segmentation",

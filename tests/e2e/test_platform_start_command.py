@@ -80,6 +80,7 @@ def test_uvicorn_app_main_serves_what_ml_worker_serve_serves(tmp_path: Path) -> 
     assert documented["status"] == "ok"
     assert sorted(documented["capabilities"]) == [
         "content_analysis",
+        "drift_analysis",
         "gbm_training",
         "policy_analysis",
         "segmentation",

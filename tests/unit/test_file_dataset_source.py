@@ -78,7 +78,11 @@ async def test_parquet_keeps_its_types_and_normalises_decimals_and_dictionaries(
     ).write_parquet(path)
     frame = await load(FileRef(str(path)))
     assert dict(frame.schema) == {
-        "n": pl.Int64, "price": pl.Float64, "tier": pl.String, "at": pl.Datetime("us"), "flag": pl.Boolean
+        "n": pl.Int64,
+        "price": pl.Float64,
+        "tier": pl.String,
+        "at": pl.Datetime("us"),
+        "flag": pl.Boolean,
     }
     assert frame["price"].to_list() == [1.25, 2.5, None]
     assert frame["tier"].to_list() == ["a", "b", "a"]

@@ -12,8 +12,9 @@ import pytest
 from sklearn.metrics import accuracy_score, log_loss, precision_score, recall_score, roc_auc_score
 
 from adapters.frames import PolarsDataset
+from adapters.gbm.fitting import held_scores
 from adapters.gbm.metrics import binary_metrics, roc_auc
-from adapters.gbm.trainer import LightGbmTrainer, _scores
+from adapters.gbm.trainer import LightGbmTrainer
 from domain.gbm.scorer import load_model
 from domain.gbm.training import CategoricalEncoding, GbmParams, GbmTrainingSpec, plan_features
 from domain.progress import no_progress
@@ -108,12 +109,12 @@ def test_the_held_scores_are_lightgbms_predictions_with_categorical_features(ext
     valid_set = train_set.create_valid(x[valid], label=y[valid])
     booster = lgb.train(params, train_set, 30, valid_sets=[valid_set], keep_training_booster=True)
     used = booster.current_iteration()
-    on_train = _scores(booster, x, train, used, on_validation=False)
-    on_valid = _scores(booster, x, valid, used, on_validation=True)
+    on_train = held_scores(booster, x, train, used, on_validation=False)
+    on_valid = held_scores(booster, x, valid, used, on_validation=True)
     np.testing.assert_allclose(on_train, booster.predict(x[train]), rtol=0, atol=1e-12)
     np.testing.assert_allclose(on_valid, booster.predict(x[valid]), rtol=0, atol=1e-12)
     # Fewer trees kept (early stopping): those trees' predictions.
-    fewer = _scores(booster, x, valid, 12, on_validation=True)
+    fewer = held_scores(booster, x, valid, 12, on_validation=True)
     np.testing.assert_allclose(fewer, booster.predict(x[valid], num_iteration=12), rtol=0, atol=1e-12)
 
 

@@ -9,11 +9,15 @@ from typing import Any
 
 from domain.errors import ValidationFailed, field_error
 from domain.gbm.training import (
+    CalibrationMetrics,
+    CrossValidationMetrics,
     FeatureImportance,
     GbmMetrics,
     GbmParams,
     GbmTrainingOutcome,
     ParityFixture,
+    ReliabilityCurve,
+    TrainingCurves,
     TrainingDurations,
 )
 from entrypoints import contract as c
@@ -56,6 +60,13 @@ def test_the_rest_of_the_request_reaches_the_spec() -> None:
     assert spec.include_parity_fixture is True
 
 
+def test_calibration_cv_folds_and_the_reference_reach_the_spec() -> None:
+    default = training_spec(_request())
+    assert (default.calibration, default.cv_folds, default.include_reference) == ("none", 0, True)
+    spec = training_spec(_request(calibration="platt", cvFolds=5, includeReference=False))
+    assert (spec.calibration, spec.cv_folds, spec.include_reference) == ("platt", 5, False)
+
+
 def _outcome(fixture: ParityFixture | None = None) -> GbmTrainingOutcome:
     return GbmTrainingOutcome(
         model_state={"schema_version": 1, "trees": []},
@@ -83,6 +94,11 @@ def _outcome(fixture: ParityFixture | None = None) -> GbmTrainingOutcome:
         ),
         library_version="4.5.0",
         threads=2,
+        curves=TrainingCurves(
+            roc_fpr=(0.0, 0.5, 1.0),
+            roc_tpr=(0.0, 0.75, 1.0),
+            calibration=ReliabilityCurve(predicted=(0.15, 0.8), observed=(0.1, 0.9), count=(12, 8)),
+        ),
         warnings=("w",),
         parity_fixture=fixture,
     )
@@ -93,7 +109,7 @@ def test_the_response_document_in_the_contracts_order() -> None:
     outcome = dataclasses.replace(_outcome(), model_state=state)
     response = training_response(outcome, upload_ms=0.25, decode_ms=0.2, total_ms=11.0)
     assert list(response) == [
-        "modelState", "metrics", "featureImportance", "durationMs", "library", "threads", "warnings"
+        "modelState", "metrics", "curves", "featureImportance", "durationMs", "library", "threads", "warnings"
     ]  # fmt: skip
     assert response["modelState"] is state  # passed through, never copied or validated
     assert response["metrics"] == {
@@ -109,7 +125,9 @@ def test_the_response_document_in_the_contracts_order() -> None:
         "numTrees": 12,
         "evaluatedOn": "validation",
     }
-    assert list(response["metrics"]) == list(c.GbmMetrics.model_fields)
+    # The optional blocks are absent, never null, when they did not run.
+    optional = {"calibration", "crossValidation"}
+    assert list(response["metrics"]) == [name for name in c.GbmMetrics.model_fields if name not in optional]
     assert response["featureImportance"] == [
         {"field": "age", "importance": 1.0, "selected": True},
         {"field": "zip", "importance": 0.0, "selected": False},
@@ -155,3 +173,33 @@ def test_training_errors_are_spelled_as_the_request_spells_its_fields() -> None:
         {"field": "params.numLeaves", "message": "must be between 2 and 4096"},
         {"field": "order_total", "message": "holds text but is not listed in categoricalFeatures"},
     ]
+
+
+def test_calibration_and_cross_validation_metrics_and_their_stages_on_the_wire() -> None:
+    outcome = _outcome()
+    metrics = dataclasses.replace(
+        outcome.metrics,
+        calibration=CalibrationMetrics("isotonic", 20, 20, 0.2, 0.15, 0.1, 0.03),
+        cross_validation=CrossValidationMetrics(3, 0.8, 0.01, 0.45, 0.02),
+    )
+    durations = dataclasses.replace(outcome.durations_ms, calibrate=6.0, cross_validate=7.0)
+    outcome = dataclasses.replace(outcome, metrics=metrics, durations_ms=durations)
+    response = training_response(outcome, upload_ms=0.25, decode_ms=0.2, total_ms=11.0)
+    assert response["metrics"]["calibration"] == {
+        "method": "isotonic",
+        "fittedOn": 20,
+        "measuredOn": 20,
+        "brierBefore": 0.2,
+        "brierAfter": 0.15,
+        "eceBefore": 0.1,
+        "eceAfter": 0.03,
+    }
+    assert response["metrics"]["crossValidation"] == {
+        "folds": 3,
+        "aucMean": 0.8,
+        "aucStd": 0.01,
+        "loglossMean": 0.45,
+        "loglossStd": 0.02,
+    }
+    assert list(response["durationMs"])[-3:] == ["calibrate", "crossValidate", "total"]
+    c.GbmMetrics.model_validate(response["metrics"])

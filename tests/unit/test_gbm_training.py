@@ -16,7 +16,8 @@ from sklearn.model_selection import train_test_split
 from adapters.compute.cpu_budget import TASK_THREADS_VAR
 from adapters.frames import PolarsDataset
 from adapters.gbm.encoding import encode_features, label_vector
-from adapters.gbm.trainer import LightGbmTrainer, lightgbm_params
+from adapters.gbm.fitting import lightgbm_params
+from adapters.gbm.trainer import LightGbmTrainer
 from domain.data import ColumnKind
 from domain.errors import InsufficientData, ValidationFailed
 from domain.gbm.scorer import load_model

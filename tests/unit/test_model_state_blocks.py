@@ -4,6 +4,8 @@ scorer (raw margin and contributions unchanged); version 1 cannot carry them."""
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 from typing import Any
 
@@ -103,3 +105,35 @@ def test_a_reference_for_other_inputs_is_refused() -> None:
     block["fields"][0]["name"] = "y"
     with pytest.raises(UnsupportedModel, match="reference: field 'x'"):
         attach_blocks(plain_state(), reference=block)
+
+
+def _as_javascript_writes_it(state: dict[str, Any]) -> dict[str, Any]:
+    # JSON.stringify(JSON.parse(text)) writes 1.0 as 1 and -0.0 as 0.
+    def number(text: str) -> float | int:
+        value = float(text)
+        return int(value) if value.is_integer() else value
+
+    result: dict[str, Any] = json.loads(json.dumps(state), parse_float=number)
+    return result
+
+
+def test_a_state_that_went_through_javascripts_json_keeps_its_hash() -> None:
+    state = attach_blocks(plain_state(), calibration=PLATT, reference=reference())
+    state["trees"][0]["tree_structure"]["threshold"] = -0.0
+    state = attach_blocks(state)  # rehashed
+    round_tripped = _as_javascript_writes_it(state)
+    assert round_tripped["sigmoid"] == 1 and isinstance(round_tripped["sigmoid"], int)
+    validate_model_state(round_tripped)
+    assert content_hash(round_tripped) == state["content_hash"]
+    round_tripped["calibration"]["a"] = 0.75
+    with pytest.raises(UnsupportedModel, match="content_hash mismatch"):
+        validate_model_state(round_tripped)
+
+
+def test_a_state_hashed_before_numbers_were_hashed_by_value_still_verifies() -> None:
+    state = plain_state()
+    body = {key: value for key, value in state.items() if key != "content_hash"}
+    typed = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    state["content_hash"] = "sha256:" + hashlib.sha256(typed.encode()).hexdigest()
+    assert state["content_hash"] != content_hash(state)  # sigmoid 1.0 hashed as "1.0"
+    validate_model_state(state)

@@ -200,7 +200,7 @@ test('a single-leaf tree contributes its value and no path', () => {
 
 test('loadModel refuses what it does not understand, with a clear error', () => {
   const good = stateOf([split(0)]);
-  assert.deepEqual(SUPPORTED_SCHEMA_VERSIONS, [1]);
+  assert.deepEqual(SUPPORTED_SCHEMA_VERSIONS, [1, 2]);
   const cases = [
     [{ ...good, schema_version: 99 }, /schema_version 99 is not supported.*upgrade the scorer/],
     [{ ...good, schema_version: '1' }, /schema_version "1" is not supported/],
@@ -242,5 +242,5 @@ test('a loaded model is frozen', () => {
 });
 
 test('an unknown schema_version is reported before any missing key', () => {
-  assert.throws(() => loadModel({ schema_version: 2, model: 'a future shape' }), /schema_version 2 is not supported/);
+  assert.throws(() => loadModel({ schema_version: 3, model: 'a future shape' }), /schema_version 3 is not supported/);
 });

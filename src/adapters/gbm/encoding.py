@@ -92,6 +92,11 @@ def _category_codes(
     return categories, codes, len(frequency), unusable
 
 
+def category_codes(column: pl.Series, categories: list[str]) -> np.ndarray:
+    """The index of each value's category in `categories` (NaN: missing, or none of them)."""
+    return _category_codes(column, 0, categories)[1]
+
+
 def encode_features(
     frame: pl.DataFrame,
     plan: FeaturePlan,

@@ -40,6 +40,22 @@ def log_loss(y: np.ndarray, p: np.ndarray) -> float:
     return float(-np.mean(np.log(np.where(y > 0, clipped, 1.0 - clipped))))
 
 
+def brier(y: np.ndarray, p: np.ndarray) -> float:
+    return float(np.mean((p - y) ** 2))
+
+
+ECE_BINS = 10
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray) -> float:
+    """Over 10 equal-width bins of [0, 1] (bin = min(floor(p x 10), 9)): the row-weighted mean of
+    |mean label - mean score| per bin."""
+    bins = np.minimum(np.floor(p * ECE_BINS), ECE_BINS - 1).astype(np.int64)
+    gap = np.bincount(bins, weights=y, minlength=ECE_BINS) - np.bincount(bins, weights=p, minlength=ECE_BINS)
+    # sum_b (n_b / N) |mean(y_b) - mean(p_b)| = sum_b |sum(y_b) - sum(p_b)| / N
+    return float(np.sum(np.abs(gap)) / len(y)) if len(y) else 0.0
+
+
 def binary_metrics(y: np.ndarray, p: np.ndarray, **counts: Any) -> GbmMetrics:
     """`y` holds 0.0/1.0, `p` the probability of 1; a row is predicted 1 at p >= 0.5."""
     predicted = p >= 0.5

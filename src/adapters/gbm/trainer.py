@@ -2,33 +2,40 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from typing import Any
+from dataclasses import replace
 
 import lightgbm as lgb
 import numpy as np
 import polars as pl
-from sklearn.model_selection import train_test_split
 
 from adapters.compute.cpu_budget import task_threads
 from adapters.frames import FrameDataset
+from adapters.gbm.calibration import calibrate_model, check_held_out
+from adapters.gbm.cross_validation import OutOfFold, check_folds, out_of_fold
+from adapters.gbm.curves import training_curves
 from adapters.gbm.encoding import encode_features, label_vector
+from adapters.gbm.fitting import Fitter, score_evaluated_rows, split_rows
 from adapters.gbm.metrics import binary_metrics
 from adapters.gbm.model_dump import model_state_from_dump
 from adapters.gbm.parity_fixture import parity_fixture
+from adapters.gbm.reference import model_reference
 from application.ports import GbmTrainer
-from domain.errors import InsufficientData, ValidationFailed, field_error
+from domain.gbm.model_state import attach_blocks
 from domain.gbm.training import (
+    Calibration,
     FeaturePlan,
-    GbmParams,
     GbmTrainingOutcome,
     GbmTrainingSpec,
     TrainingDurations,
     check_class_balance,
+    fold_models,
     normalise_importance,
 )
 from domain.progress import ProgressReporter, StageProgress
+
+_PREPARED = 0.05
+_TRAINED = 0.9
 
 
 class LightGbmTrainer(GbmTrainer[pl.DataFrame]):
@@ -42,108 +49,56 @@ class LightGbmTrainer(GbmTrainer[pl.DataFrame]):
         self, dataset: FrameDataset, spec: GbmTrainingSpec, plan: FeaturePlan, progress: ProgressReporter
     ) -> GbmTrainingOutcome:
         clock = time.perf_counter()
-        frame = dataset.frame
-        threads = task_threads(self._threads)
+        frame, threads = dataset.frame, task_threads(self._threads)
         y = label_vector(frame, spec.label)
         positives = int(y.sum())
         check_class_balance(positives, len(y) - positives, spec.validation_fraction)
+        train_rows, valid_rows = split_rows(y, spec)
+        folds = _fold_models(spec, y, valid_rows)
         encoded = encode_features(frame, plan, spec.categorical_encoding, spec.max_categories)
-        rows = np.arange(len(y))
-        if spec.validation_fraction > 0:
-            try:
-                train_rows, valid_rows = train_test_split(
-                    rows, test_size=spec.validation_fraction, stratify=y, random_state=spec.params.seed
-                )
-            except ValueError as exc:
-                raise InsufficientData(
-                    f"too few rows for a validation fraction of {spec.validation_fraction}: {exc}",
-                    [field_error("validation_fraction", "too large for this data")],
-                ) from exc
-            train_rows.sort()
-            valid_rows.sort()
-        else:
-            train_rows, valid_rows = rows, rows[:0]
-        if spec.early_stopping_rounds is not None and len(valid_rows) == 0:
-            raise ValidationFailed(
-                "early stopping needs a validation split; set `validation_fraction` above 0",
-                [field_error("early_stopping_rounds", "needs `validation_fraction` > 0")],
-            )
         x = encoded.matrix
         prepare_ms = _elapsed_ms(clock)
-        progress(0.05, "data prepared")
+        progress(_PREPARED, "data prepared")
 
-        params = lightgbm_params(spec.params)
-        num_iterations = int(params.pop("num_iterations"))
-        params.update(
-            objective="binary",
-            metric="binary_logloss",
-            verbosity=-1,
-            num_threads=threads,
-            deterministic=True,
-            force_col_wise=True,
-        )
-        internal_names = [f"f{i}" for i in range(x.shape[1])]
-        train_set = lgb.Dataset(
-            x[train_rows] if len(valid_rows) else x,  # every row: no copy of the matrix
-            label=y[train_rows],
-            feature_name=internal_names,
-            categorical_feature=encoded.native_categorical_columns,
-            params=params,
-            free_raw_data=True,
-        )
-        training_progress = StageProgress(progress, 0.05, 0.9)
-        callbacks: list[Any] = [
-            lambda env: training_progress((env.iteration + 1) / env.end_iteration, "training"),
-        ]
-        valid_sets = []
-        if len(valid_rows):
-            valid_sets.append(train_set.create_valid(x[valid_rows], label=y[valid_rows]))
-        if spec.early_stopping_rounds is not None:
-            callbacks.append(lgb.early_stopping(spec.early_stopping_rounds, verbose=False))
+        # Each training (the returned model, then each fold model) takes an equal slice of the bar.
+        trained = _PREPARED + (_TRAINED - _PREPARED) / (1 + folds)
+        fitter = Fitter(encoded, y, spec.params, threads)
         clock = time.perf_counter()
-        # The training booster itself, not a copy reloaded from its model text: it still holds the
-        # scores of the rows it trained on, which the evaluation below reads instead of predicting.
-        booster = lgb.train(
-            params,
-            train_set,
-            num_boost_round=num_iterations,
-            valid_sets=valid_sets,
-            callbacks=callbacks,
-            keep_training_booster=True,
+        booster = fitter.fit(
+            train_rows,
+            valid_rows,
+            StageProgress(progress, _PREPARED, trained),
+            early_stopping_rounds=spec.early_stopping_rounds,
         )
         train_ms = _elapsed_ms(clock)
 
         clock = time.perf_counter()
-        used_iterations = (
-            booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
-        )
-        evaluated_on = "validation" if len(valid_rows) else "training"
-        eval_rows = valid_rows if len(valid_rows) else train_rows
+        used = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
+        platt = spec.calibration is Calibration.PLATT
+        scored = score_evaluated_rows(booster, x, train_rows, valid_rows, used, with_margin=platt)
         metrics = binary_metrics(
-            y[eval_rows],
-            _scores(booster, x, eval_rows, used_iterations, on_validation=len(valid_rows) > 0),
+            y[scored.rows],
+            scored.probability,
             training_samples=len(train_rows),
             validation_samples=len(valid_rows),
             positive_rate=positives / len(y),
-            best_iteration=used_iterations,
-            num_trees=used_iterations,
-            evaluated_on=evaluated_on,
+            best_iteration=used,
+            num_trees=used,
+            evaluated_on=scored.source,
         )
         gains: dict[str, float] = dict.fromkeys(plan.inputs, 0.0)
-        for field, gain in zip(
-            encoded.column_field,
-            booster.feature_importance("gain", iteration=used_iterations),
-            strict=True,
+        for name, gain in zip(
+            encoded.column_field, booster.feature_importance("gain", iteration=used), strict=True
         ):
-            gains[field] += float(gain)
+            gains[name] += float(gain)
         evaluate_ms = _elapsed_ms(clock)
 
         clock = time.perf_counter()
         state = model_state_from_dump(
-            booster.dump_model(num_iteration=used_iterations),
+            booster.dump_model(num_iteration=used),
             feature_names=encoded.feature_names,
             input_features=encoded.input_features,
-            model_text=booster.model_to_string(num_iteration=used_iterations),
+            model_text=booster.model_to_string(num_iteration=used),
         )
         dump_ms = _elapsed_ms(clock)
         fixture, fixture_ms = None, None
@@ -155,14 +110,49 @@ class LightGbmTrainer(GbmTrainer[pl.DataFrame]):
                 spec.categorical_encoding,
                 encoded.input_features,
                 booster,
-                used_iterations,
+                used,
                 spec.params.seed,
             )
             fixture_ms = _elapsed_ms(clock)
+        # Freed before the fold models train, one at a time: the memory of one training, as the
+        # budget (domain/budget.py) estimates it.
+        del booster
+
+        clock = time.perf_counter()
+        folded: OutOfFold | None = None
+        if folds:
+            fold_progress = StageProgress(progress, trained, _TRAINED)
+            folded = out_of_fold(y, folds, spec.params.seed, fitter.fold_trainer(used), fold_progress)
+            if spec.cv_folds:
+                metrics = replace(metrics, cross_validation=folded.metrics())
+        folds_ms = _elapsed_ms(clock)
+        progress(_TRAINED, "models trained")
+
+        clock = time.perf_counter()
+        fitted, calibrate_ms = None, None
+        if spec.calibration is not Calibration.NONE:
+            fitted = calibrate_model(spec.calibration, y, scored, folded, spec.params.seed)
+            if fitted.metrics is not None:
+                metrics = replace(metrics, calibration=fitted.metrics)
+            # Fold models trained only for the calibration are part of its cost.
+            calibrate_ms = round(_elapsed_ms(clock) + (0.0 if spec.cv_folds else folds_ms), 3)
+
+        clock = time.perf_counter()
+        calibration = fitted.block if fitted is not None else None
+        reference = None
+        if spec.include_reference:
+            reference = model_reference(frame, encoded.input_features, train_rows, y, scored, fitted)
+        if calibration is not None or reference is not None:
+            state = attach_blocks(state, calibration=calibration, reference=reference)
+        dump_ms = round(dump_ms + _elapsed_ms(clock), 3)
         progress(1.0, "done")
+
         warnings = list(encoded.warnings)
-        if used_iterations < num_iterations:
-            warnings.append(f"early stopping kept {used_iterations} of {num_iterations} trees")
+        if used < fitter.num_iterations:
+            warnings.append(f"early stopping kept {used} of {fitter.num_iterations} trees")
+        if fitted is not None and fitted.warning is not None:
+            warnings.append(fitted.warning)
+        out_of_fold_calibrated = fitted.out_of_fold if fitted is not None else None
         return GbmTrainingOutcome(
             model_state=state,
             metrics=metrics,
@@ -173,41 +163,31 @@ class LightGbmTrainer(GbmTrainer[pl.DataFrame]):
                 evaluate=evaluate_ms,
                 dump=dump_ms,
                 parity_fixture=fixture_ms,
+                calibrate=calibrate_ms,
+                cross_validate=folds_ms if spec.cv_folds else None,
             ),
             library_version=lgb.__version__,
             threads=threads,
             warnings=tuple(warnings),
             parity_fixture=fixture,
+            curves=training_curves(y[scored.rows], scored.probability, out_of_fold_calibrated),
         )
 
 
-def lightgbm_params(params: GbmParams) -> dict[str, Any]:
-    """The spec's parameters as LightGBM's own parameters: the spec's fields are named as LightGBM
-    names them, and every one is passed, so LightGBM's defaults never decide silently."""
-    return dataclasses.asdict(params)
+def _fold_models(spec: GbmTrainingSpec, y: np.ndarray, valid_rows: np.ndarray) -> int:
+    """The fold models to train (domain `fold_models`), refusing before any training what the data
+    cannot support: folds without both classes, a calibrator with too few held-out rows."""
+    folds = fold_models(spec)
+    if spec.cv_folds:
+        check_folds(y, spec.cv_folds, "cv_folds")
+    if spec.calibration is not Calibration.NONE:
+        check_held_out(
+            y[valid_rows] if len(valid_rows) else y, "validation" if len(valid_rows) else "cross_fitted"
+        )
+        if not len(valid_rows):
+            check_folds(y, folds, "calibration")
+    return folds
 
 
 def _elapsed_ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000.0, 3)
-
-
-def _scores(
-    booster: lgb.Booster, x: np.ndarray, rows: np.ndarray, used_iterations: int, *, on_validation: bool
-) -> np.ndarray:
-    """The probabilities of the evaluated rows. LightGBM holds them for its training and validation
-    rows after the last tree (equal to predict's, tested), read through the public custom-metric
-    hook; only when early stopping kept fewer trees are the rows predicted again. At 1,000,000 x 20
-    the second predict took 3.3 s of CPU, reading the held scores 0.07 s."""
-    if used_iterations != booster.current_iteration():
-        return np.asarray(booster.predict(x[rows], num_iteration=used_iterations))
-    held: list[np.ndarray] = []
-
-    def keep(scores: np.ndarray, _data: lgb.Dataset) -> tuple[str, float, bool]:
-        held.append(scores)
-        return "held_scores", 0.0, True
-
-    if on_validation:
-        booster.eval_valid(keep)
-    else:
-        booster.eval_train(keep)
-    return np.asarray(held[0])

@@ -68,19 +68,47 @@ _HASH_PATTERN: Final = re.compile(r"sha256:[0-9a-f]{64}")
 _CAT_THRESHOLD_PATTERN: Final = re.compile(r"\d+(\|\|\d+)*")
 
 
-def canonical_json(state: Mapping[str, Any]) -> str:
-    """The byte form the content hash covers: the state without `content_hash`, keys sorted."""
-    body = {key: value for key, value in state.items() if key != "content_hash"}
+# Below 2**53 every integer is exact as a double, as in JavaScript.
+_EXACT_INTEGERS: Final = 2.0**53
+
+
+def _by_value(value: Any) -> Any:
+    """JSON numbers by their value, not their Python type: a state that went through JavaScript's
+    JSON (the platform stores and sends models from Node) comes back with `1.0` written as `1`, and
+    must keep its hash."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) < _EXACT_INTEGERS else value
+    if isinstance(value, dict):
+        return {key: _by_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_by_value(item) for item in value]
+    return value
+
+
+def _dumps(body: Any) -> str:
     try:
         return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise unsupported(f"modelState is not plain finite JSON: {exc}") from exc
 
 
+def canonical_json(state: Mapping[str, Any]) -> str:
+    """The byte form the content hash covers: the state without `content_hash`, keys sorted, an
+    integral number written as an integer (`1.0` as `1`)."""
+    return _dumps(_by_value({key: value for key, value in state.items() if key != "content_hash"}))
+
+
 def content_hash(state: Mapping[str, Any]) -> str:
     """`sha256:<hex>` of `canonical_json(state)` (UTF-8)."""
     digest = hashlib.sha256(canonical_json(state).encode("utf-8")).hexdigest()
     return f"sha256:{digest}"
+
+
+def _typed_content_hash(state: Mapping[str, Any]) -> str:
+    """The hash before numbers were hashed by value (`1.0` and `1` apart): what models built before
+    carry, still accepted."""
+    body = _dumps({key: value for key, value in state.items() if key != "content_hash"})
+    return f"sha256:{hashlib.sha256(body.encode('utf-8')).hexdigest()}"
 
 
 def parse_sigmoid(objective: str) -> float:
@@ -151,7 +179,7 @@ def validate_model_state(state: Any, *, verify_hash: bool = True) -> None:
     if not isinstance(expected, str) or not _HASH_PATTERN.fullmatch(expected):
         raise unsupported("content_hash must be 'sha256:' and 64 lowercase hex digits", "content_hash")
     actual = content_hash(state) if verify_hash else expected
-    if actual != expected:
+    if actual != expected and _typed_content_hash(state) != expected:
         raise unsupported(
             f"content_hash mismatch: the state hashes to {actual}, not {expected} (altered or corrupted)",
             "content_hash",

@@ -9,7 +9,9 @@ Each input field has a bucket vector whose shares, over all training rows, sum t
   not recorded), then `missing_share` (null).
 
 `score` bins the model's own score (calibrated when the model is) on the validation rows the same way,
-without a missing share. A batch of new rows is counted into the same buckets and compared:
+without a missing share; its edges are placed midway between distinct scores (the worker's builder,
+`adapters.gbm.reference`), so that no score lies on an edge and a scorer whose `exp` rounds an ulp
+differently bins every row alike. A batch of new rows is counted into the same buckets and compared:
 
 - PSI = sum over buckets of (a - e) * ln(a / e), where a share below `PSI_EPSILON` (an empty bin
   included) counts as `PSI_EPSILON`, with no renormalising;

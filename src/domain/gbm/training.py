@@ -45,9 +45,7 @@ class GbmParams:
     min_gain_to_split: float = bounded(0.0, minimum=0)
     max_bin: int = bounded(255, minimum=2, maximum=65535)
     is_unbalance: bool = False
-    scale_pos_weight: float = bounded(
-        1.0, minimum=1 / MAX_POS_WEIGHT_RATIO, maximum=MAX_POS_WEIGHT_RATIO
-    )
+    scale_pos_weight: float = bounded(1.0, minimum=1 / MAX_POS_WEIGHT_RATIO, maximum=MAX_POS_WEIGHT_RATIO)
     sigmoid: float = bounded(1.0, exclusive_minimum=0)
     zero_as_missing: bool = False
     use_missing: bool = True
@@ -65,6 +63,21 @@ class CategoricalEncoding(StrEnum):
     NATIVE = "native"
 
 
+class Calibration(StrEnum):
+    NONE = "none"
+    ISOTONIC = "isotonic"
+    PLATT = "platt"
+
+
+# Folds of `cv_folds` (0 = none); fewer than 3 estimate nothing a validation split does not.
+MIN_CV_FOLDS = 3
+MAX_CV_FOLDS = 10
+# Folds that cross-fit a calibrator when there is no validation split and `cv_folds` is 0.
+DEFAULT_CALIBRATION_FOLDS = 3
+# Held-out rows a calibrator needs at least (of both classes): fewer fit noise.
+MIN_CALIBRATION_ROWS = 20
+
+
 @dataclass(frozen=True)
 class GbmTrainingSpec:
     label: str
@@ -77,6 +90,9 @@ class GbmTrainingSpec:
     validation_fraction: float = bounded(0.2, minimum=0, maximum=0.5)
     early_stopping_rounds: int | None = bounded(None, minimum=1, maximum=10000)
     include_parity_fixture: bool = False
+    calibration: Calibration = Calibration.NONE
+    cv_folds: int = bounded(0, minimum=0, maximum=MAX_CV_FOLDS)
+    include_reference: bool = True
 
 
 @dataclass(frozen=True)
@@ -95,6 +111,13 @@ def plan_features(spec: GbmTrainingSpec, schema: Mapping[str, ColumnKind]) -> Fe
     """Resolve the feature list against the data's columns; every problem names its field (a spec
     field, or the data column at fault)."""
     problems = bound_problems(spec)
+    if 0 < spec.cv_folds < MIN_CV_FOLDS:
+        problems.append(
+            field_error(
+                "cv_folds",
+                f"`cv_folds` must be 0 (none) or {MIN_CV_FOLDS}..{MAX_CV_FOLDS}, got {spec.cv_folds}",
+            )
+        )
     if spec.label not in schema:
         problems.append(field_error("label", f"'{spec.label}' is not a column of the data"))
     if spec.features is not None:
@@ -145,6 +168,26 @@ def training_rows(rows: int, validation_fraction: float) -> int:
     return rows - math.ceil(rows * validation_fraction) if validation_fraction > 0 else rows
 
 
+def fold_models(spec: GbmTrainingSpec) -> int:
+    """The fold models a training trains beside the returned one: `cv_folds`, or the folds a
+    calibrator is cross-fitted on when there is no validation split to fit it on."""
+    if spec.cv_folds:
+        return spec.cv_folds
+    if spec.calibration is not Calibration.NONE and spec.validation_fraction == 0:
+        return DEFAULT_CALIBRATION_FOLDS
+    return 0
+
+
+def smallest_training_rows(rows: int, spec: GbmTrainingSpec) -> int:
+    """The fewest rows any model of the training trains on: the returned model's, or a fold model's
+    (every row but its held-out fold; a stratified fold may hold one row more than n / k per class)."""
+    fewest = training_rows(rows, spec.validation_fraction)
+    folds = fold_models(spec)
+    if folds:
+        fewest = min(fewest, rows - math.ceil(rows / folds) - 1)
+    return fewest
+
+
 def check_bagging(params: GbmParams, rows: int) -> None:
     """LightGBM bags int(bagging_fraction x training rows) rows and fails inside on an empty bag
     (an INTERNAL answer); refused here, naming the parameter, before any work. Its own parse of the
@@ -181,6 +224,32 @@ def check_class_balance(positives: int, negatives: int, validation_fraction: flo
 
 
 @dataclass(frozen=True)
+class CalibrationMetrics:
+    """The calibrator measured on rows it did not see (out-of-fold over the held-out rows): before is
+    LightGBM's probability, after the calibrated score."""
+
+    method: str
+    fitted_on: int
+    measured_on: int
+    brier_before: float
+    brier_after: float
+    ece_before: float
+    ece_after: float
+
+
+@dataclass(frozen=True)
+class CrossValidationMetrics:
+    """Stratified K-fold over every labelled row, each fold model scored on its held-out fold;
+    standard deviations are the population's (ddof 0)."""
+
+    folds: int
+    auc_mean: float
+    auc_std: float
+    logloss_mean: float
+    logloss_std: float
+
+
+@dataclass(frozen=True)
 class GbmMetrics:
     auc: float | None
     logloss: float
@@ -193,6 +262,8 @@ class GbmMetrics:
     best_iteration: int
     num_trees: int
     evaluated_on: str
+    calibration: CalibrationMetrics | None = None
+    cross_validation: CrossValidationMetrics | None = None
 
 
 @dataclass(frozen=True)
@@ -222,6 +293,8 @@ class TrainingDurations:
     evaluate: float
     dump: float
     parity_fixture: float | None = None  # only when the fixture was asked for
+    calibrate: float | None = None  # only when a calibrator was fitted
+    cross_validate: float | None = None  # only when `cv_folds` was asked for
     load: float = 0.0
 
 
@@ -236,6 +309,25 @@ class ParityFixture:
 
 
 @dataclass(frozen=True)
+class ReliabilityCurve:
+    """Per non-empty equal-width bin of the score: its mean score, its share of positives, its rows."""
+
+    predicted: tuple[float, ...]
+    observed: tuple[float, ...]
+    count: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TrainingCurves:
+    """What a report draws, on the evaluated rows: the ROC curve and the reliability curves."""
+
+    roc_fpr: tuple[float, ...]
+    roc_tpr: tuple[float, ...]
+    calibration: ReliabilityCurve
+    calibrated: ReliabilityCurve | None = None
+
+
+@dataclass(frozen=True)
 class GbmTrainingOutcome:
     model_state: Mapping[str, Any]  # the modelState contract itself, in LightGBM's own keys
     metrics: GbmMetrics
@@ -245,5 +337,6 @@ class GbmTrainingOutcome:
     # OpenMP threads the training ran with: the worker's budget, fewer when other work held CPUs
     # as the task started.
     threads: int
+    curves: TrainingCurves
     warnings: Sequence[str] = ()
     parity_fixture: ParityFixture | None = None

@@ -8,7 +8,7 @@ the data form differs: a file path, which the HTTP API never accepts.
 
 Modules: `commands` (each command's help and options), `options` (options -> API request), `runs`
 (request -> use case -> wire document), `summaries`, `progress`, `offline` (one command's run, its
-files and errors), `serve`.
+files and errors), `serve`, `report` (a result as an HTML page, `entrypoints.report`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 from entrypoints.cli.commands import COMMANDS, FILE_HELP, OFFLINE_ENVIRONMENT_HELP, Command
 from entrypoints.cli.offline import run_offline
+from entrypoints.cli.report import add_report
 from entrypoints.cli.serve import serve
 from entrypoints.settings import ENVIRONMENT_HELP
 
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.set_defaults(handler=serve)
     for command in COMMANDS:
         _add_offline(commands, command)
+    add_report(commands)
     return parser
 
 

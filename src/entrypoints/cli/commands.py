@@ -57,6 +57,7 @@ examples:
   ml-worker train-gbm customers.parquet --label churned --features age,income,region \\
       --categorical region --params '{"numIterations": 300, "learningRate": 0.05}' \\
       --validation-fraction 0.25 --early-stopping 20 --out model.json --result training.json
+  ml-worker train-gbm small.csv --label converted --calibration isotonic --cv-folds 5 --out model.json
 """,
         request="TrainGbmRequest",
         options=(
@@ -111,6 +112,26 @@ examples:
                 "stop when validation logloss has not improved for N rounds",
                 type=int,
                 metavar="N",
+            ),
+            Option(
+                "--calibration",
+                "calibration",
+                "calibrate the score on held-out rows (default: none)",
+                choices=("none", "isotonic", "platt"),
+            ),
+            Option(
+                "--cv-folds",
+                "cvFolds",
+                "also report stratified K-fold cross-validated metrics, 3..10 (0: none)",
+                type=int,
+                metavar="K",
+            ),
+            Option(
+                "--reference",
+                "includeReference",
+                "carry the drift reference in the model (default: true)",
+                value=lambda text: text == "true",
+                choices=("true", "false"),
             ),
         ),
         run=runs.train_gbm,

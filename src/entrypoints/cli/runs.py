@@ -51,6 +51,7 @@ async def analysed(
         raise names.error(error) from None
     progress.update(0.0)
     try:
+
         def report(fraction: float, message: str) -> None:
             progress.update(fraction, names.message(message))
 

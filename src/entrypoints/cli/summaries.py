@@ -31,8 +31,21 @@ def training_summary(response: Mapping[str, Any]) -> str:
         f"precision {_fmt(m['precision'], 3)}  recall {_fmt(m['recall'], 3)}  "
         f"positive rate {_fmt(m['positiveRate'], 3)}",
         "top features: " + (", ".join(f"{f['field']} {f['importance']:.3f}" for f in top) or "none"),
-        *_warnings(response),
     ]
+    calibration = m.get("calibration")
+    if calibration is not None:
+        lines.append(
+            f"calibrated ({calibration['method']}, fitted on {calibration['fittedOn']} held-out rows): "
+            f"ECE {_fmt(calibration['eceBefore'])} -> {_fmt(calibration['eceAfter'])}, "
+            f"Brier {_fmt(calibration['brierBefore'])} -> {_fmt(calibration['brierAfter'])} (out-of-fold)"
+        )
+    folds = m.get("crossValidation")
+    if folds is not None:
+        lines.append(
+            f"cross-validated over {folds['folds']} folds: AUC {_fmt(folds['aucMean'])} +- "
+            f"{_fmt(folds['aucStd'])}, logloss {_fmt(folds['loglossMean'])} +- {_fmt(folds['loglossStd'])}"
+        )
+    lines.extend(_warnings(response))
     return "\n".join(lines)
 
 

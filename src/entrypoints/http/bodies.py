@@ -33,11 +33,14 @@ _NO_DATA: dict[str, Any] = {"columns": {}}
 class UnsupportedMediaType(ValidationFailed):
     code = "UNSUPPORTED_MEDIA_TYPE"
 
-    def __init__(self) -> None:
-        super().__init__(
+    def __init__(
+        self,
+        message: str = (
             "the body must be application/json, application/vnd.apache.arrow.stream or "
             "application/vnd.apache.parquet"
-        )
+        ),
+    ) -> None:
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,10 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000.0, 3)
 
 
-def _media_type(request: Request) -> str:
+def _media_type(request: Request, binary: bool) -> str:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not binary and media_type not in JSON_MEDIA_TYPES:
+        raise UnsupportedMediaType("the body must be application/json: this operation carries a model in it")
     if media_type not in JSON_MEDIA_TYPES and media_type not in BINARY_MEDIA_TYPES:
         raise UnsupportedMediaType()
     return media_type
@@ -99,8 +104,9 @@ async def read_body(request: Request) -> bytes | bytearray:
     return buffer
 
 
-async def read_request(request: Request, model: type[M]) -> ParsedRequest[M]:
-    media_type = _media_type(request)
+async def read_request(request: Request, model: type[M], *, binary: bool = True) -> ParsedRequest[M]:
+    """`binary=False`: a JSON body only (any other media type is refused before the body is read)."""
+    media_type = _media_type(request, binary)
     started = time.perf_counter()
     body = await read_body(request)
     received = time.perf_counter()

@@ -23,6 +23,7 @@ from entrypoints.http.errors import Unauthorized
 from entrypoints.http.responses import JsonResponse
 from entrypoints.presenters import gbm, policies
 from entrypoints.presenters.content import CONTENT_NAMES, content_spec
+from entrypoints.presenters.drift import DRIFT_NAMES, drift_spec
 from entrypoints.presenters.health import health_view
 from entrypoints.presenters.jobs import job_view
 from entrypoints.presenters.segmentation import SEGMENTATION_NAMES, segmentation_spec
@@ -123,9 +124,15 @@ async def analyze_content(request: Request) -> Response:
     request.state.wire_names = CONTENT_NAMES
     parsed = await read_request(request, c.ContentRequest)
     body = parsed.fields
-    return await _submit(
-        request, _services(request).analyze_content, parsed.data, content_spec(body), body
-    )
+    return await _submit(request, _services(request).analyze_content, parsed.data, content_spec(body), body)
+
+
+async def analyze_drift(request: Request) -> Response:
+    request.state.wire_names = DRIFT_NAMES
+    # JSON only: the model is part of the body, so there is no binary form of this request.
+    parsed = await read_request(request, c.DriftAnalysisRequest, binary=False)
+    body = parsed.fields
+    return await _submit(request, _services(request).analyze_drift, parsed.data, drift_spec(body), body)
 
 
 async def get_job_status(request: Request, job_id: str) -> Response:
@@ -146,6 +153,7 @@ ROUTES = (
     ("/analyze/segments", "POST", "analyzeSegments", analyze_segments, True),
     ("/analyze/policies", "POST", "analyzePolicies", analyze_policies, True),
     ("/analyze/content", "POST", "analyzeContent", analyze_content, True),
+    ("/analyze/drift", "POST", "analyzeDrift", analyze_drift, True),
     ("/status/{job_id}", "GET", "getJobStatus", get_job_status, True),
     ("/status/{job_id}", "DELETE", "cancelJob", cancel_job, True),
 )

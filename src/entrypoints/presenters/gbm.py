@@ -7,11 +7,16 @@ import dataclasses
 from typing import Any
 
 from domain.gbm.training import (
+    Calibration,
+    CalibrationMetrics,
     CategoricalEncoding,
+    CrossValidationMetrics,
     GbmParams,
     GbmTrainingOutcome,
     GbmTrainingSpec,
     ParityFixture,
+    ReliabilityCurve,
+    TrainingCurves,
     TrainingDurations,
 )
 from entrypoints import contract as c
@@ -45,6 +50,9 @@ def training_spec(body: c.TrainGbmRequest) -> GbmTrainingSpec:
         validation_fraction=body.validationFraction,
         early_stopping_rounds=body.earlyStoppingRounds,
         include_parity_fixture=body.includeParityFixture,
+        calibration=Calibration(body.calibration),
+        cv_folds=body.cvFolds,
+        include_reference=body.includeReference,
     )
 
 
@@ -65,8 +73,34 @@ def _durations(
     }
     if stages.parity_fixture is not None:
         durations["parityFixture"] = stages.parity_fixture
+    if stages.calibrate is not None:
+        durations["calibrate"] = stages.calibrate
+    if stages.cross_validate is not None:
+        durations["crossValidate"] = stages.cross_validate
     durations["total"] = total_ms
     return durations
+
+
+def _calibration(m: CalibrationMetrics) -> c.CalibrationMetrics:
+    return c.CalibrationMetrics(
+        method=m.method,
+        fittedOn=m.fitted_on,
+        measuredOn=m.measured_on,
+        brierBefore=m.brier_before,
+        brierAfter=m.brier_after,
+        eceBefore=m.ece_before,
+        eceAfter=m.ece_after,
+    )
+
+
+def _cross_validation(m: CrossValidationMetrics) -> c.CrossValidationMetrics:
+    return c.CrossValidationMetrics(
+        folds=m.folds,
+        aucMean=m.auc_mean,
+        aucStd=m.auc_std,
+        loglossMean=m.logloss_mean,
+        loglossStd=m.logloss_std,
+    )
 
 
 def _parity_fixture(fixture: ParityFixture) -> dict[str, Any]:
@@ -92,9 +126,15 @@ def training_response(
         numTrees=m.num_trees,
         evaluatedOn=m.evaluated_on,
     )
+    # Set only when they ran: an absent block, never a null one.
+    if m.calibration is not None:
+        metrics.calibration = _calibration(m.calibration)
+    if m.cross_validation is not None:
+        metrics.crossValidation = _cross_validation(m.cross_validation)
     response: dict[str, Any] = {
         "modelState": outcome.model_state,
-        "metrics": metrics.model_dump(),
+        "metrics": metrics.model_dump(exclude_unset=True),
+        "curves": _curves(outcome.curves),
         "featureImportance": [
             c.FeatureImportanceItem(field=f.field, importance=f.importance, selected=f.selected).model_dump()
             for f in outcome.feature_importance
@@ -102,8 +142,24 @@ def training_response(
         "durationMs": _durations(outcome.durations_ms, upload_ms, decode_ms, total_ms),
         "library": c.Library(name="lightgbm", version=outcome.library_version).model_dump(),
         "threads": outcome.threads,
-        "warnings": list(outcome.warnings),
+        "warnings": [GBM_NAMES.message(warning) for warning in outcome.warnings],
     }
     if outcome.parity_fixture is not None:
         response["parityFixture"] = _parity_fixture(outcome.parity_fixture)
     return response
+
+
+def _reliability(curve: ReliabilityCurve) -> c.ReliabilityCurve:
+    return c.ReliabilityCurve(
+        predicted=list(curve.predicted), observed=list(curve.observed), count=list(curve.count)
+    )
+
+
+def _curves(curves: TrainingCurves) -> dict[str, Any]:
+    wire = c.TrainingCurves(
+        roc=c.Roc(fpr=list(curves.roc_fpr), tpr=list(curves.roc_tpr)),
+        calibration=_reliability(curves.calibration),
+    )
+    if curves.calibrated is not None:
+        wire.calibrated = _reliability(curves.calibrated)
+    return wire.model_dump(exclude_unset=True)

@@ -7,7 +7,7 @@ from typing import Any
 from application.check_health import DATABASE, JOB_STORE, HealthReport
 from application.ports import PoolCapacity
 
-CAPABILITIES = ["policy_analysis", "segmentation", "content_analysis", "gbm_training"]
+CAPABILITIES = ["policy_analysis", "segmentation", "content_analysis", "gbm_training", "drift_analysis"]
 _DEPENDENCY_NAMES = {JOB_STORE: "jobStore", DATABASE: "database"}
 
 

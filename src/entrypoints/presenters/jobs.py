@@ -8,11 +8,13 @@ from typing import Any
 
 from application.ports import ResultPresenter
 from domain.content import ContentAnalysisResult
+from domain.drift import DriftAnalysisResult
 from domain.errors import WorkerError
 from domain.jobs import EchoedResult, Job, JobFailure, RequestEcho
 from domain.policies import PolicyAnalysisResult
 from domain.segmentation import SegmentationResult
 from entrypoints.presenters.content import CONTENT_NAMES, present_content_analysis
+from entrypoints.presenters.drift import DRIFT_NAMES, present_drift_analysis
 from entrypoints.presenters.policies import POLICY_NAMES, present_policy_analysis
 from entrypoints.presenters.segmentation import SEGMENTATION_NAMES, present_segmentation
 from entrypoints.presenters.wire import WireNames, iso_time, json_ready, without_marks
@@ -24,13 +26,16 @@ RESULT_PRESENTERS: dict[type, Present] = {
     SegmentationResult: present_segmentation,
     ContentAnalysisResult: present_content_analysis,
     PolicyAnalysisResult: present_policy_analysis,
+    DriftAnalysisResult: present_drift_analysis,
 }
 # Job type -> how its request spells the spec fields that a failure message names.
 JOB_NAMES: dict[str, WireNames] = {
     "segmentation": SEGMENTATION_NAMES,
     "content_analysis": CONTENT_NAMES,
     "policy_analysis": POLICY_NAMES,
+    "drift_analysis": DRIFT_NAMES,
 }
+
 
 def present_result(result: object) -> Mapping[str, Any]:
     for result_type, present in RESULT_PRESENTERS.items():

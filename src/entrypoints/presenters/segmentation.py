@@ -23,7 +23,6 @@ from entrypoints.presenters.wire import WireNames, names
 SEGMENTATION_NAMES = WireNames(SegmentationSpec)
 
 
-
 def segmentation_spec(body: c.SegmentsRequest) -> SegmentationSpec:
     return SegmentationSpec(
         fields=names(body.fields),

@@ -7,10 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.content import ContentSpec
+from domain.drift import DriftSpec
 from domain.gbm.training import GbmTrainingSpec
 from domain.policies import PolicySpec
 from domain.segmentation import ENGINE_FIELDS, SegmentationSpec
 from entrypoints.presenters.content import CONTENT_NAMES
+from entrypoints.presenters.drift import DRIFT_NAMES
 from entrypoints.presenters.gbm import GBM_NAMES
 from entrypoints.presenters.policies import POLICY_NAMES
 from entrypoints.presenters.segmentation import SEGMENTATION_NAMES
@@ -31,4 +33,5 @@ REQUEST_SPECS: list[RequestSpec] = [
     RequestSpec("SegmentsRequest", SegmentationSpec, SEGMENTATION_NAMES, internal=ENGINE_FIELDS),
     RequestSpec(schema="ContentRequest", spec_type=ContentSpec, names=CONTENT_NAMES),
     RequestSpec(schema="PoliciesRequest", spec_type=PolicySpec, names=POLICY_NAMES),
+    RequestSpec(schema="DriftAnalysisRequest", spec_type=DriftSpec, names=DRIFT_NAMES),
 ]
