@@ -250,10 +250,17 @@ def _secret_ref(env: dict[str, dict[str, Any]], name: str) -> tuple[str, str] | 
     return ref["name"], ref["key"]
 
 
+DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "ml-worker-dashboard.json"
+
+
 def check_manifests(set_name: str, path: Path) -> int:
     f = Failures(f"manifests[{set_name}]")
     docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
     kinds = _by_kind(docs)
+    # The Grafana dashboard's ConfigMap (metrics.grafanaDashboard) is checked apart from the platform's.
+    maps = kinds.get("ConfigMap", [])
+    kinds["ConfigMap/dashboard"] = [m for m in maps if DASHBOARD.name in (m.get("data") or {})]
+    kinds["ConfigMap"] = [m for m in maps if m not in kinds["ConfigMap/dashboard"]]
     if set_name == "default":
         f.check(docs == [], f"default values (enabled=false) must render nothing, got {sorted(kinds)}")
         return f.finish()
@@ -367,6 +374,7 @@ def _expect_enabled(f: Failures, kinds: Any, dep: Any, env: Any, names: Any) -> 
     f.check("Secret" not in kinds, "no Secret rendered when nothing secret is given")
     for k in ("HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor"):
         f.check(k not in kinds, f"{k} off by default")
+    f.check(not kinds["ConfigMap/dashboard"], "Grafana dashboard ConfigMap off by default")
     pod = dep["spec"]["template"]["spec"]
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     shm = {v["name"]: v for v in pod["volumes"]}.get(mounts.get("/dev/shm", ""), {}).get("emptyDir")
@@ -420,6 +428,12 @@ def _expect_hpa(f: Failures, kinds: Any, dep: Any, env: Any, names: Any) -> None
     ann = dep["spec"]["template"]["metadata"].get("annotations", {})
     f.check("prometheus.io/scrape" not in ann, "no scrape annotations when metrics.podAnnotations=false")
     f.check(len(kinds.get("PodDisruptionBudget", [])) == 1, "PDB rendered")
+    dashboards = kinds["ConfigMap/dashboard"]
+    f.check(len(dashboards) == 1, "Grafana dashboard ConfigMap rendered")
+    if dashboards:
+        f.check(dashboards[0]["metadata"]["labels"].get("grafana_dashboard") == "1", "the sidecar's label")
+        shipped = json.loads(dashboards[0]["data"][DASHBOARD.name])
+        f.check(shipped == json.loads(DASHBOARD.read_text()), "deploy/grafana's dashboard")
 
 
 def _expect_existing_db(f: Failures, kinds: Any, dep: Any, env: Any, names: Any) -> None:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from application import ports
 from application.errors import DependencyUnavailable, TaskCancelled
 from application.ports import Clock, ComputeRunner, JobScheduler, JobStore, Reservation, ResultPresenter
 from application.store_contact import StoreContact
@@ -81,6 +82,9 @@ class _Outcome:
 @dataclass(eq=False)
 class _LocalJob:
     job_id: str
+    job_type: str = ""
+    queued_at: float = 0.0
+    started: bool = False  # its computation began (for the observer)
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     progress: float | None = None
     message: str | None = None
@@ -99,8 +103,10 @@ class JobExecutor(JobScheduler):
         clock: Clock,
         settings: JobSettings,
         presenter: ResultPresenter,
+        observer: ports.JobObserver | None = None,
     ) -> None:
         self._store = store
+        self._observer = observer or ports.NoJobObserver()
         self._presenter = presenter
         self._runner = runner
         self._clock = clock
@@ -151,6 +157,9 @@ class JobExecutor(JobScheduler):
             )
         except WorkerError:
             pass  # already final (a cancel), or gone
+        finally:
+            if entry.unwritten is None:  # else its run told the observer already
+                self._observed_end(entry, JobStatus.FAILED, SHUTDOWN.code, self._clock.now())
 
     async def submit(self, job_type: str, task: Callable[..., object], *args: Any) -> Job:
         """Queue `task(*args, progress=...)` as a job; Busy when the compute queue is full."""
@@ -173,8 +182,9 @@ class JobExecutor(JobScheduler):
         except BaseException:
             reservation.release()
             raise
-        entry = _LocalJob(job.id)
+        entry = _LocalJob(job.id, job.type, job.created_at)
         self._local[job.id] = entry
+        self._observer.job_queued(job.type)
         entry.task = asyncio.create_task(self._run(entry, job, reservation, task, args), name=f"job-{job.id}")
         return job
 
@@ -193,13 +203,15 @@ class JobExecutor(JobScheduler):
         args: tuple[Any, ...],
     ) -> None:
         async def mark_running() -> None:
-            entry.unrecorded_start = self._clock.now()
+            entry.unrecorded_start = entry_started = self._clock.now()
             try:
                 await self._record_start(entry)
             except DependencyUnavailable as error:
                 # The work goes on; the heartbeat records the start once the store is back.
                 self._contact.lost()
                 log.warning("job %s started while the job store is unreachable: %s", job.id, error.message)
+            entry.started = True
+            self._observer.job_started(job.type, entry_started - job.created_at)
 
         def on_progress(fraction: float, message: str) -> None:
             entry.progress = fraction
@@ -231,6 +243,7 @@ class JobExecutor(JobScheduler):
             reservation.release()
         if outcome is None:
             self._local.pop(job.id, None)
+            self._observed_end(entry, JobStatus.CANCELLED, None, self._clock.now())
             return
         entry.unwritten = outcome
         try:
@@ -238,6 +251,13 @@ class JobExecutor(JobScheduler):
         except DependencyUnavailable as error:
             self._contact.lost()
             self._keep(entry, error)
+        finally:
+            # What the store is given: after a refusal (INTERNAL) or a dropped result, not before.
+            told = entry.unwritten or outcome
+            self._observed_end(entry, told.status, told.error.code if told.error else None, told.finished_at)
+
+    def _observed_end(self, entry: _LocalJob, status: JobStatus, code: str | None, at: float) -> None:
+        self._observer.job_finished(entry.job_type, status, code, at - entry.queued_at, started=entry.started)
 
     def _failed(self, failure: JobFailure) -> _Outcome:
         return _Outcome(

@@ -88,6 +88,11 @@ class ComputeRunner(Protocol):
         """How many workers there are and how busy they are: for /health and metrics."""
         ...
 
+    def process_memory(self) -> Mapping[int, int]:
+        """The resident bytes of each live compute process, by pid, read now (for metrics). Empty
+        when tasks run in this process, whose own size the process metrics already give."""
+        return {}
+
 
 class JobScheduler(Protocol):
     """Runs submitted work as jobs: recorded in the job store at once, run in the background, their
@@ -100,6 +105,35 @@ class JobScheduler(Protocol):
     def cancel_local(self, job_id: str) -> None:
         """Stop the job now if this replica runs it (others see the cancel at their heartbeat)."""
         ...
+
+
+class JobObserver(Protocol):
+    """Hears the job engine, for metrics. Called on the event loop: quick, and never raises. Each
+    queued job is started at most once and finished exactly once (a job cancelled in the queue is
+    finished without a start); `seconds` count from the submission."""
+
+    def job_queued(self, job_type: str) -> None: ...
+
+    def job_started(self, job_type: str, waited_seconds: float) -> None: ...
+
+    def job_finished(
+        self, job_type: str, status: JobStatus, error_code: str | None, seconds: float, *, started: bool
+    ) -> None: ...
+
+
+class NoJobObserver(JobObserver):
+    """Nobody listens (the default, and the tests that count nothing)."""
+
+    def job_queued(self, job_type: str) -> None:
+        return None
+
+    def job_started(self, job_type: str, waited_seconds: float) -> None:
+        return None
+
+    def job_finished(
+        self, job_type: str, status: JobStatus, error_code: str | None, seconds: float, *, started: bool
+    ) -> None:
+        return None
 
 
 class ResultPresenter(Protocol):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from dependency_injector import containers, providers
+from prometheus_client import CollectorRegistry
 
 from adapters.compute.cpu_budget import PoolShape, cpu_budget, pool_shape
 from adapters.compute.inline_runner import InlineRunner
@@ -21,6 +22,7 @@ from adapters.files.dataset_source import FileDatasetSource
 from adapters.gbm.trainer import LightGbmTrainer
 from adapters.inline.dataset_source import InlineDatasetSource
 from adapters.memory.job_store import InMemoryJobStore
+from adapters.metrics.prometheus_jobs import PrometheusJobObserver
 from adapters.policies.analyzer import PolarsPolicyAnalyzer
 from adapters.postgres.job_store import PostgresJobStore
 from adapters.postgres.table_source import SqlDatasetSource
@@ -36,7 +38,7 @@ from application.check_health import CheckHealth
 from application.errors import DependencyUnavailable
 from application.get_job import GetJob
 from application.job_executor import JobExecutor, JobSettings
-from application.ports import Clock, ComputeRunner, DatasetSource, JobScheduler, JobStore
+from application.ports import Clock, ComputeRunner, DatasetSource, JobObserver, JobScheduler, JobStore
 from application.segment_customers import SegmentCustomers
 from application.train_gbm import TrainGbm
 from domain.budget import ResourceBudget, task_budget
@@ -169,6 +171,7 @@ async def _started_executor(
     clock: Clock,
     settings: Settings,
     presenter: JobResultPresenter,
+    observer: JobObserver,
 ) -> AsyncIterator[JobExecutor]:
     executor = JobExecutor(
         store,
@@ -182,6 +185,7 @@ async def _started_executor(
             unwritten_limit=settings.unwritten_results,
         ),
         presenter,
+        observer,
     )
     await executor.start()
     try:
@@ -202,7 +206,12 @@ class Container(containers.DeclarativeContainer):
     read_files = providers.Object(False)
     datasets = providers.Resource(_started_datasets, settings, read_files)
     result_presenter = providers.Singleton(JobResultPresenter)
-    executor = providers.Resource(_started_executor, job_store, runner, clock, settings, result_presenter)
+    # One per container, so that each app (tests build many) has its own /metrics.
+    metrics_registry = providers.Singleton(CollectorRegistry)
+    job_observer = providers.Singleton(PrometheusJobObserver, metrics_registry)
+    executor = providers.Resource(
+        _started_executor, job_store, runner, clock, settings, result_presenter, job_observer
+    )
 
     trainer = providers.Singleton(LightGbmTrainer, num_threads=shape.provided.threads_per_task)
     segmenter = providers.Singleton(SklearnSegmenter)

@@ -406,7 +406,7 @@ async def test_metrics_use_route_templates_and_count_training_rows(client: httpx
     assert "ml_worker_training_rows_count 1.0" in text
     assert "ml_worker_training_rows_sum 50.0" in text
     assert 'ml_worker_http_request_duration_seconds_count{method="GET",route="/status/{job_id}"} 2.0' in text
-    assert "ml_worker_training_duration_seconds_count 1.0" in text
+    assert 'ml_worker_training_duration_seconds_count{outcome="ok"} 1.0' in text
 
 
 # ------------------------------------------------------------------------- jobs

@@ -10,7 +10,7 @@ from adapters.memory.job_store import InMemoryJobStore
 from application.cancel_job import CancelJob
 from application.get_job import GetJob
 from application.job_executor import JobExecutor, JobSettings
-from application.ports import Clock, ComputeRunner
+from application.ports import Clock, ComputeRunner, JobObserver
 from domain.jobs import Job
 from support.eventually import eventually
 from support.presenter import DocumentPresenter
@@ -49,8 +49,10 @@ class Engine:
         return await self.wait(job_id, lambda j: j.status.is_final, timeout)
 
 
-async def started_engine(runner: ComputeRunner, clock: Clock, settings: JobSettings) -> Engine:
+async def started_engine(
+    runner: ComputeRunner, clock: Clock, settings: JobSettings, observer: JobObserver | None = None
+) -> Engine:
     store = CountingStore(clock)
-    executor = JobExecutor(store, runner, clock, settings, DocumentPresenter())
+    executor = JobExecutor(store, runner, clock, settings, DocumentPresenter(), observer)
     await executor.start()
     return Engine(store, runner, clock, executor, GetJob(store), CancelJob(store, executor, clock))

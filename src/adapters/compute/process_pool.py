@@ -134,6 +134,13 @@ class ProcessPoolRunner(ComputeRunner):
     def worker_pids(self) -> list[int]:
         return [w.process.pid for w in self._workers if w.process.pid is not None]
 
+    def process_memory(self) -> dict[int, int]:
+        # Only the live: a dead worker not yet replaced is a zombie until reaped, and reads as 0. A
+        # copy of the set: a replacement is spawned (added to it) in another thread.
+        live = [w.process.pid for w in list(self._workers) if w.alive and w.process.pid is not None]
+        sizes = {pid: resident_bytes(pid) for pid in live}
+        return {pid: size for pid, size in sizes.items() if size}
+
     def capacity(self) -> PoolCapacity:
         return PoolCapacity(
             workers=self._size,

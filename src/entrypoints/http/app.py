@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         await container.init_resources()  # type: ignore[misc]
         services = await resolve_services(container)
         app.state.services = services
-        app.state.metrics.watch_compute(services.runner.capacity)
+        app.state.metrics.watch_compute(services.runner)
         try:
             yield
         finally:
@@ -58,7 +58,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     app = FastAPI(title="ML Worker", version=VERSION, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.container = container
-    app.state.metrics = Metrics()
+    # The container's registry: its job observer counts the jobs there.
+    app.state.metrics = Metrics(container.metrics_registry())
     app.openapi = openapi_document  # type: ignore[method-assign]
     install_error_handlers(app)
     register_routes(app)

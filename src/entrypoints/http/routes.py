@@ -78,10 +78,10 @@ async def train_gbm(request: Request) -> Response:
         spec=gbm.training_spec(parsed.fields),
         received_at=getattr(request.state, "received_at", None),
     )
-    outcome = await unless_disconnected(request, _services(request).train_gbm.execute(command))
-    structlog.contextvars.bind_contextvars(threads=outcome.threads)  # on the request's log line
     metrics = request.app.state.metrics
-    metrics.training_seconds.observe(outcome.durations_ms.train / 1000.0)
+    with metrics.training():
+        outcome = await unless_disconnected(request, _services(request).train_gbm.execute(command))
+    structlog.contextvars.bind_contextvars(threads=outcome.threads)  # on the request's log line
     metrics.training_rows.observe(outcome.metrics.training_samples + outcome.metrics.validation_samples)
     total_ms = round((time.perf_counter() - started) * 1000.0, 3)
     return JsonResponse(
@@ -95,7 +95,6 @@ async def _submit(
     request: Request, use_case: SubmitAnalysis[Any], data: DataSpec, spec: Any, body: Any
 ) -> Response:
     job = await use_case.submit(data, spec, RequestEcho(schema_id=body.schemaId, tenant_id=body.tenantId))
-    request.app.state.metrics.jobs_submitted.labels(job.type).inc()
     return JsonResponse(
         {"jobId": job.id, "status": job.status.value},
         status_code=202,
