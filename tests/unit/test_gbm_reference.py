@@ -200,3 +200,20 @@ def test_score_edges_sit_between_distinct_scores_so_an_ulp_cannot_move_a_row() -
         assert (np.searchsorted(edges, nudged) == np.searchsorted(edges, scores)).all()
     counts = field_buckets(state["reference"]["score"], scores.tolist())
     assert [c / len(scores) for c in counts] == expected_shares(state["reference"]["score"])
+
+
+def test_a_large_training_set_is_summarised_from_a_seeded_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    import adapters.gbm.reference as module
+
+    monkeypatch.setattr(module, "REFERENCE_SAMPLE_ROWS", 2_000)
+    rng = np.random.default_rng(5)
+    frame = pl.DataFrame({"x": rng.normal(size=20_000)})
+    inputs = [{"name": "x", "kind": "numeric"}]
+    rows, scores = np.arange(20_000), rng.random(20_000)
+    reference = drift_reference(frame, inputs, rows, scores, "training")
+    again = drift_reference(frame, inputs, rows, scores, "training")
+    assert reference == again  # seeded: the same data gives the same reference
+    assert reference["rows"] == reference["score"]["rows"] == 2_000
+    full = np.quantile(frame["x"].to_numpy(), np.linspace(0.1, 0.9, 9))
+    assert np.allclose(reference["fields"][0]["edges"], full, atol=0.1)
+    assert sum(reference["fields"][0]["shares"]) == pytest.approx(1.0, abs=1e-12)

@@ -16,6 +16,20 @@ from adapters.gbm.fitting import Scored
 from adapters.gbm.metrics import expected_calibration_error, log_loss, roc_auc
 
 _DECILES = np.linspace(0.1, 0.9, 9)
+# Distributions are summarised from at most this many rows (a seeded sample beyond it): building the
+# reference cost about 1 us per value and field, 1.2 s at 1,000,000 x 20 (measured), while a sample
+# of 200,000 moves a share by about 0.0007 (one standard error at a share of 0.1) and biases a PSI
+# by about (bins - 1) / 200,000: 0.005 for a field of 1,000 categories, far below the 0.1 band.
+REFERENCE_SAMPLE_ROWS = 200_000
+_SAMPLE_SEED = 20_261_207
+
+
+def sampled(rows: np.ndarray) -> np.ndarray:
+    """`rows` itself, or a seeded sample of REFERENCE_SAMPLE_ROWS of them, in their order."""
+    if len(rows) <= REFERENCE_SAMPLE_ROWS:
+        return rows
+    chosen = np.random.default_rng(_SAMPLE_SEED).choice(len(rows), REFERENCE_SAMPLE_ROWS, replace=False)
+    return rows[np.sort(chosen)]
 
 
 def decile_edges(values: np.ndarray) -> np.ndarray:
@@ -96,10 +110,12 @@ def drift_reference(
     score_source: str,
     performance: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """`training_rows` index the frame's rows the trees trained on; `scores` are the model's scores
+    """`training_rows` index the frame's rows the trees trained on (a sample of them beyond
+    REFERENCE_SAMPLE_ROWS; `rows` says how many were summarised); `scores` are the model's scores
     (calibrated when calibrated) on the validation rows (`score_source` "validation"), or the training
     rows ("training"); `performance` the (labels, scores) its AUC, logloss and ECE are measured on."""
     subset = frame.select(f["name"] for f in input_features)
+    training_rows = sampled(training_rows)
     if len(training_rows) != frame.height:
         subset = subset[training_rows]
     fields = [
@@ -108,7 +124,8 @@ def drift_reference(
         else _categorical(f["name"], subset.get_column(f["name"]), f["categories"])
         for f in input_features
     ]
-    edges, shares, _ = _binned(np.asarray(scores, dtype=np.float64), len(scores), separate=True)
+    scores = np.asarray(scores, dtype=np.float64)[sampled(np.arange(len(scores)))]
+    edges, shares, _ = _binned(scores, len(scores), separate=True)
     reference: dict[str, Any] = {
         "rows": subset.height,
         "fields": fields,
