@@ -99,6 +99,7 @@ class LightGbmTrainer(GbmTrainer[pl.DataFrame]):
             feature_names=encoded.feature_names,
             input_features=encoded.input_features,
             model_text=booster.model_to_string(num_iteration=used),
+            seal=False,  # hashed and validated once, with its blocks, by attach_blocks below
         )
         dump_ms = _elapsed_ms(clock)
         fixture, fixture_ms = None, None
@@ -142,8 +143,7 @@ class LightGbmTrainer(GbmTrainer[pl.DataFrame]):
         reference = None
         if spec.include_reference:
             reference = model_reference(frame, encoded.input_features, train_rows, y, scored, fitted)
-        if calibration is not None or reference is not None:
-            state = attach_blocks(state, calibration=calibration, reference=reference)
+        state = attach_blocks(state, calibration=calibration, reference=reference)
         dump_ms = round(dump_ms + _elapsed_ms(clock), 3)
         progress(1.0, "done")
 

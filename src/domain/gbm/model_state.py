@@ -68,8 +68,9 @@ _HASH_PATTERN: Final = re.compile(r"sha256:[0-9a-f]{64}")
 _CAT_THRESHOLD_PATTERN: Final = re.compile(r"\d+(\|\|\d+)*")
 
 
-# Below 2**53 every integer is exact as a double, as in JavaScript.
-_EXACT_INTEGERS: Final = 2.0**53
+# JavaScript writes an integral number below 1e21 in digits (1e17 as 100000000000000000), beyond it
+# with an exponent, as a float: below it, an integral float is hashed as the integer it equals.
+_DIGITS_BELOW: Final = 1e21
 
 
 def _by_value(value: Any) -> Any:
@@ -77,7 +78,7 @@ def _by_value(value: Any) -> Any:
     JSON (the platform stores and sends models from Node) comes back with `1.0` written as `1`, and
     must keep its hash."""
     if isinstance(value, float):
-        return int(value) if value.is_integer() and abs(value) < _EXACT_INTEGERS else value
+        return int(value) if value.is_integer() and abs(value) < _DIGITS_BELOW else value
     if isinstance(value, dict):
         return {key: _by_value(item) for key, item in value.items()}
     if isinstance(value, list):
