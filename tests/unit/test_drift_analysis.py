@@ -16,8 +16,8 @@ import pytest
 from adapters.compute.inline_runner import InlineRunner
 from adapters.drift.analyzer import PolarsDriftAnalyzer
 from adapters.drift.buckets import field_counts
-from adapters.drift.performance import expected_calibration_error
 from adapters.frames import PolarsDataset
+from adapters.gbm.metrics import expected_calibration_error
 from adapters.gbm.trainer import LightGbmTrainer
 from adapters.inline.dataset_source import InlineDatasetSource
 from application.analyze_drift import AnalyzeDrift

@@ -1,5 +1,5 @@
-"""The model's score on labelled new rows: AUC and logloss as training reports them
-(adapters/gbm/metrics.py), and the expected calibration error of formats.md."""
+"""The model's score on labelled new rows: AUC, logloss and the expected calibration error as
+training reports them (adapters/gbm/metrics.py)."""
 
 from __future__ import annotations
 
@@ -10,22 +10,8 @@ import numpy as np
 import polars as pl
 
 from adapters.gbm.encoding import label_vector
-from adapters.gbm.metrics import log_loss, roc_auc
+from adapters.gbm.metrics import expected_calibration_error, log_loss, roc_auc
 from domain.drift.result import Metrics, Performance
-
-ECE_BINS = 10
-
-
-def expected_calibration_error(y: np.ndarray, p: np.ndarray) -> float:
-    """10 equal-width bins on [0, 1], bin = min(floor(p * 10), 9); the row-weighted mean of
-    |mean(y) - mean(p)| over the bins."""
-    bins = np.minimum(np.floor(p * ECE_BINS).astype(np.int64), ECE_BINS - 1)
-    rows = np.bincount(bins, minlength=ECE_BINS).astype(np.float64)
-    positives = np.bincount(bins, weights=y, minlength=ECE_BINS)
-    predicted = np.bincount(bins, weights=p, minlength=ECE_BINS)
-    filled = rows > 0
-    gaps = np.abs(positives[filled] / rows[filled] - predicted[filled] / rows[filled])
-    return float(np.sum(rows[filled] / len(y) * gaps))
 
 
 def labelled_performance(
