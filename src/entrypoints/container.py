@@ -332,6 +332,7 @@ class OfflineServices:
     segment_customers: SegmentCustomers
     analyze_policies: AnalyzePolicies
     analyze_content: AnalyzeContent
+    analyze_drift: AnalyzeDrift
     result_presenter: JobResultPresenter
 
 

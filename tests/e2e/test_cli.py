@@ -520,3 +520,22 @@ async def test_a_failed_local_run_reads_as_the_failed_job(
         await analysed(use_case, SegmentationSpec(), data, JobResultPresenter(), progress, names)
     assert type(caught.value) is type(shown)
     assert (caught.value.message, caught.value.details) == (shown.message, [])
+
+
+def test_drift_against_the_trained_model_takes_a_whole_training_answer(workdir: Path, trained: Run) -> None:
+    # The training file itself: nothing drifted. --result's whole answer holds the model it needs.
+    run = run_cli(
+        ["drift", "customers.csv", "--model", "training.json", "--label", "converted", "--out", "drift.json",
+         "--inline"],
+        workdir,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("drift of 1200 rows: 0 of 4 fields drifted")
+    result = json.loads((workdir / "drift.json").read_text())
+    assert {item["status"] for item in result["fields"]} == {"stable"}
+    assert result["performance"]["training"]["auc"] is not None
+
+
+def test_drift_names_a_model_file_that_is_not_there(workdir: Path, training_csv: Path) -> None:
+    run = run_cli(["drift", training_csv.name, "--model", "nowhere.json", "--out", "never.json"], workdir)
+    assert_one_line_error(run, "VALIDATION_ERROR", "--model", "'nowhere.json' does not exist")

@@ -6,7 +6,9 @@ an option without a code change."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
@@ -66,6 +68,11 @@ def sample(schema: Mapping[str, Any], definitions: Mapping[str, Any], default: A
 
 
 def as_arguments(option: Option, value: Any) -> list[str]:
+    if option.metavar == "PATH":  # a JSON document read from a file (drift's --model, --reference)
+        path = os.path.join(tempfile.gettempdir(), f"ml-worker-cli-option-{option.dest}.json")
+        with open(path, "w", encoding="utf-8") as file:
+            json.dump(value, file)
+        return [option.flag, path]
     if option.type is bool:
         return [option.flag if value else "--no-" + option.flag.removeprefix("--")]
     if option.value is json_object:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from entrypoints.cli import runs
-from entrypoints.cli.options import Option, inferred_options, integers, json_object, names
+from entrypoints.cli.options import Option, inferred_options, integers, json_file, json_object, names
 
 if TYPE_CHECKING:
     from domain.data import FileRef
@@ -305,4 +305,46 @@ examples:
         ),
         run=runs.content,
     ),
+    Command(
+        name="drift",
+        help="compare a file's rows with a trained model's drift reference (as POST /analyze/drift)",
+        description=(
+            "Compare the rows of a CSV or Parquet file (typically recent ones) with the training\n"
+            "distributions a model carries (modelState.reference), as POST /analyze/drift does: PSI and\n"
+            "KS per field and for the score, performance when --label is given, and recommendations."
+        ),
+        examples="""\
+examples:
+  ml-worker train-gbm customers.csv --label converted --out model.json
+  ml-worker drift recent.csv --model model.json --label converted --out drift.json
+  ml-worker report drift.json --out drift.html
+""",
+        request="DriftAnalysisRequest",
+        options=(
+            Option(
+                "--model",
+                "modelState",
+                "a JSON file holding the modelState (train-gbm's --out, or a saved /train/gbm answer)",
+                value=lambda path: _model_state(json_file(path)),
+                metavar="PATH",
+            ),
+            Option(
+                "--reference",
+                "reference",
+                "a JSON file holding a reference alone (field drift only: no trees to score with)",
+                value=json_file,
+                metavar="PATH",
+            ),
+            Option("--label", "label", "a column of 0/1 outcomes, for performance", metavar="COLUMN"),
+            *ECHO_OPTIONS,
+        ),
+        run=runs.drift,
+    ),
 )
+
+
+def _model_state(document: Any) -> Any:
+    # A whole /train/gbm answer (train-gbm's --result) holds the model under `modelState`.
+    if isinstance(document, dict) and isinstance(document.get("modelState"), dict):
+        return document["modelState"]
+    return document

@@ -51,6 +51,18 @@ def json_object(text: str) -> Any:
         raise ValueError(f"not valid JSON ({error})") from None
 
 
+def json_file(path: str) -> Any:
+    """The JSON document in the file at `path` (a model, a reference): read here so that a missing
+    or broken file reads like every other error, naming the flag."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise ValueError(f"'{path}' does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"'{path}' is not a JSON file ({error})") from None
+
+
 @dataclass(frozen=True)
 class Option:
     """One option of an offline command and the field of the API request it sets. `type=bool` is a

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 from domain.errors import InternalFailure, WorkerError
 from domain.jobs import RequestEcho
 from entrypoints.cli.progress import Progress, showing_progress
-from entrypoints.cli.summaries import content_summary, policy_summary, segmentation_summary, training_summary
+from entrypoints.cli.summaries import (
+    content_summary,
+    drift_summary,
+    policy_summary,
+    segmentation_summary,
+    training_summary,
+)
 
 if TYPE_CHECKING:
     from application.analysis_task import SubmitAnalysis
@@ -76,7 +82,9 @@ def _as_failed_job(presenter: JobResultPresenter, job_type: str, error: WorkerEr
     return error_from_code(shown.code, shown.message)
 
 
-def _echo(body: c.SegmentsRequest | c.PoliciesRequest | c.ContentRequest) -> RequestEcho:
+def _echo(
+    body: c.SegmentsRequest | c.PoliciesRequest | c.ContentRequest | c.DriftAnalysisRequest,
+) -> RequestEcho:
     return RequestEcho(schema_id=body.schemaId, tenant_id=body.tenantId)
 
 
@@ -136,3 +144,14 @@ async def content(
         services.analyze_content, spec, data, presenter, progress, CONTENT_NAMES, _echo(body)
     )
     return Output(result=result, out=result, summary=content_summary(result, body.target))
+
+
+async def drift(
+    services: OfflineServices, data: FileRef, body: c.DriftAnalysisRequest, progress: Progress
+) -> Output:
+    from entrypoints.presenters.drift import DRIFT_NAMES, drift_spec
+
+    spec = drift_spec(body)
+    presenter = services.result_presenter
+    result = await analysed(services.analyze_drift, spec, data, presenter, progress, DRIFT_NAMES, _echo(body))
+    return Output(result=result, out=result, summary=drift_summary(result))

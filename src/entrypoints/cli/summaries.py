@@ -90,3 +90,21 @@ def content_summary(result: Mapping[str, Any], target: str) -> str:
         lines.extend(f"  - {item['title']}" for item in recommendations)
     lines.extend(_warnings(result))
     return "\n".join(lines)
+
+
+def drift_summary(result: Mapping[str, Any]) -> str:
+    fields = result.get("fields", [])
+    drifted = sum(1 for item in fields if item.get("status") == "drifted")
+    lines = [f"drift of {result.get('rows')} rows: {drifted} of {len(fields)} fields drifted"]
+    for item in sorted(fields, key=lambda entry: -entry["psi"]):
+        lines.append(f"  {item['field']:<30} PSI {item['psi']:8.4f}  {item['status']}")
+    score = result.get("score")
+    if score:
+        lines.append(f"  {'(score)':<30} PSI {score['psi']:8.4f}  {score['status']}")
+    recommendations = result.get("recommendations", [])
+    if recommendations:
+        lines.append("recommendations:")
+        lines.extend(f"  - {item['title']}" for item in recommendations)
+    lines.extend(f"note: {note}" for note in result.get("notes") or [])
+    lines.extend(_warnings(result))
+    return "\n".join(lines)
