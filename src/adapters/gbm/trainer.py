@@ -11,6 +11,7 @@ import polars as pl
 
 from adapters.compute.cpu_budget import task_threads
 from adapters.frames import FrameDataset
+from adapters.gbm.booster_dump import dump_model
 from adapters.gbm.calibration import calibrate_model, check_held_out
 from adapters.gbm.cross_validation import OutOfFold, check_folds, out_of_fold
 from adapters.gbm.curves import training_curves
@@ -94,11 +95,12 @@ class LightGbmTrainer(GbmTrainer[pl.DataFrame]):
         evaluate_ms = _elapsed_ms(clock)
 
         clock = time.perf_counter()
+        model_text = booster.model_to_string(num_iteration=used)
         state = model_state_from_dump(
-            booster.dump_model(num_iteration=used),
+            dump_model(booster, used, model_text),
             feature_names=encoded.feature_names,
             input_features=encoded.input_features,
-            model_text=booster.model_to_string(num_iteration=used),
+            model_text=model_text,
             seal=False,  # hashed and validated once, with its blocks, by attach_blocks below
         )
         dump_ms = _elapsed_ms(clock)
