@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from entrypoints.report import plots
-from entrypoints.report.page import Page
+from entrypoints.report.page import Page, number
 
 
 def segments_page(result: Mapping[str, Any]) -> Page:
@@ -16,7 +16,7 @@ def segments_page(result: Mapping[str, Any]) -> Page:
     page = Page(
         "Customer segments",
         f"{result.get('algorithm')}: {len(segments)} segments of {result.get('rowCount')} rows; silhouette "
-        f"{plots_number(result.get('silhouette'))}; fields {', '.join(result.get('fieldsUsed') or [])}",
+        f"{number(result.get('silhouette'))}; fields {', '.join(result.get('fieldsUsed') or [])}",
     )
     page.section("Sizes")
     names = [f"{s.get('name')} ({s.get('id')})" for s in segments]
@@ -48,10 +48,6 @@ def segments_page(result: Mapping[str, Any]) -> Page:
         )
     page.bullets(result.get("warnings") or [], "warning")
     return page
-
-
-def plots_number(value: object) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def _difference(segment: Mapping[str, Any], field: str) -> float:
