@@ -160,6 +160,27 @@ class Clock(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class QueueLimits:
+    """How much a job store's queue holds (ML_WORKER_MAX_QUEUED_JOBS, ML_WORKER_MAX_QUEUED_MB)."""
+
+    max_queued_jobs: int = 1000
+    max_queued_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    queued: int
+    running: int
+    payload_bytes: int
+
+
+@dataclass(frozen=True)
+class Claim:
+    job: Job
+    payload: bytes | None
+
+
 class JobStore(Protocol):
     """Keeps jobs so that any replica can answer /status. Every state change is atomic and
     conditional on the current state, so a cancel racing a completion ends in exactly one final
@@ -176,8 +197,42 @@ class JobStore(Protocol):
         """None when usable, else a short reason (for /health)."""
         ...
 
-    async def create(self, job: Job) -> None:
-        """Store a new queued job (with its owner and lease). ValidationFailed on a duplicate id."""
+    async def create(
+        self,
+        job: Job,
+        *,
+        payload: bytes | None = None,
+        idempotency_key: str | None = None,
+        limits: QueueLimits | None = None,
+    ) -> Job:
+        """Put a new queued job in the queue, with `payload` (its input, opaque bytes) stored beside
+        it until the job is final, and return it as stored.
+
+        With `idempotency_key`, a job created earlier under the same key and not yet expired is
+        returned instead, and nothing is created. With `limits`, Busy when `max_queued_jobs` jobs
+        are queued already, or when the payloads of the active jobs plus this one would pass
+        `max_queued_bytes` (checked and written in one step, so concurrent creates cannot pass
+        the bounds together). ValidationFailed on a duplicate id."""
+        ...
+
+    async def claim_next(
+        self, *, owner: str, now: float, lease_seconds: float, tenant_cap: int | None = None
+    ) -> Claim | None:
+        """Start the oldest claimable queued job (by `created_at`, then id) for `owner`: running,
+        `started_at` now, a lease to `now + lease_seconds`, one more attempt; None when there is
+        none. Claimable: its format is one this code reads (domain.jobs OLDEST_CLAIMABLE_FORMAT to
+        JOB_FORMAT), and, with `tenant_cap`, its tenant (when it has one) runs fewer than
+        `tenant_cap` jobs in this store. Exclusive: of concurrent claimers, one gets each job."""
+        ...
+
+    async def requeue(self, job_id: str, *, owner: str, refund_attempt: bool) -> Job:
+        """Give a running job of `owner` back to the queue (Job.requeued), keeping its payload and
+        its place by `created_at`. IllegalTransition when it is not running or runs elsewhere;
+        NotFound when gone."""
+        ...
+
+    async def queue_depth(self) -> QueueDepth:
+        """How many jobs wait and run, and the bytes of the active jobs' payloads."""
         ...
 
     async def get(self, job_id: str) -> Job | None:
@@ -185,8 +240,8 @@ class JobStore(Protocol):
         ...
 
     async def start_job(self, job_id: str, *, owner: str, now: float, lease_seconds: float) -> Job:
-        """queued -> running. IllegalTransition when the job is no longer queued (e.g. cancelled);
-        NotFound when it is gone."""
+        """queued -> running for `owner` (one more attempt): a claim of this one job.
+        IllegalTransition when the job is no longer queued (e.g. cancelled); NotFound when gone."""
         ...
 
     async def heartbeat(
@@ -199,9 +254,10 @@ class JobStore(Protocol):
         progress: float | None = None,
         message: str | None = None,
     ) -> Job:
-        """Extend the lease of an active job and, when running, record progress (never backwards).
-        Returns the job as stored, whatever its status: a caller that sees `cancelled` stops.
-        NotFound when it is gone."""
+        """Extend the lease of a job running under `owner` and record its progress (never
+        backwards); any other job is left unchanged. Returns the job as stored, whatever its
+        status and owner: a caller that sees it final, queued again or run by another replica
+        stops. NotFound when it is gone."""
         ...
 
     async def finish(
@@ -212,13 +268,22 @@ class JobStore(Protocol):
         now: float,
         result: Mapping[str, Any] | None = None,
         error: JobFailure | None = None,
+        owner: str | None = None,
     ) -> Job:
-        """Move an active job to a final status (completed needs `result`, failed needs `error`).
-        IllegalTransition when it is already final (its final state is kept); NotFound when gone."""
+        """Move an active job to a final status (completed needs `result`, failed needs `error`)
+        and drop its payload. With `owner`, only a job running under that owner (a replica writing
+        its outcome, whose job may since have been given to another). IllegalTransition when it is
+        already final (its final state is kept) or not `owner`'s; NotFound when gone."""
         ...
 
-    async def reap_expired_leases(self, *, now: float) -> list[Job]:
-        """Fail with WORKER_LOST every active job whose lease expired before `now`; return them."""
+    async def reap_expired_leases(self, *, now: float, max_attempts: int = 1) -> list[Job]:
+        """Every active job whose lease expired before `now` goes back to the queue
+        (Job.requeued, the attempt counted) while it has had fewer than `max_attempts` attempts,
+        else fails with WORKER_LOST. Returns them as they are now stored."""
+        ...
+
+    async def payload(self, job_id: str) -> bytes | None:
+        """The payload stored with an active job (None when it has none, or is final or gone)."""
         ...
 
     async def purge_expired(self, *, now: float) -> int:

@@ -40,6 +40,13 @@ class JobStatus(StrEnum):
         return self in FINAL_STATES
 
 
+# The layout of a job record and its stored input. A replica claims only queued jobs whose format
+# lies between OLDEST_CLAIMABLE_FORMAT and its own JOB_FORMAT, so during a rolling update an old
+# replica never claims a job it cannot read, and nobody claims a record written before the queue
+# (format 1: such a job was run by the replica that received it, and has no stored input).
+JOB_FORMAT = 2
+OLDEST_CLAIMABLE_FORMAT = 2
+
 FINAL_STATES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 ACTIVE_STATES = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
 
@@ -67,8 +74,11 @@ class JobFailure:
 class Job:
     """One background job. Times are seconds since the epoch (UTC); `result` is JSON-able.
 
-    `owner` is the replica that executes the job and `lease_expires_at` the time by which it must
-    heartbeat again; a job whose lease ran out belongs to a dead worker.
+    A new job waits in the store's queue (no owner, no lease) until a replica claims it: the claim
+    makes it running, sets `owner` (the replica running this attempt) and `lease_expires_at` (the
+    time by which that replica must heartbeat again), and counts one more of its `attempts`. A job
+    whose lease ran out belongs to a dead replica: it is queued again, or failed once its attempts
+    are spent. `tenant_id` (the request's, when given) bounds how many of a tenant's jobs run at once.
     """
 
     id: str
@@ -83,6 +93,8 @@ class Job:
     error: JobFailure | None = None
     owner: str | None = None
     lease_expires_at: float | None = None
+    attempts: int = 0
+    tenant_id: str | None = None
 
     def with_progress(self, progress: float, message: str) -> Job:
         if self.status is not JobStatus.RUNNING:
@@ -93,7 +105,28 @@ class Job:
     def started(self, now: float, owner: str, lease_expires_at: float) -> Job:
         check_transition(self.status, JobStatus.RUNNING)
         return replace(
-            self, status=JobStatus.RUNNING, started_at=now, owner=owner, lease_expires_at=lease_expires_at
+            self,
+            status=JobStatus.RUNNING,
+            started_at=now,
+            owner=owner,
+            lease_expires_at=lease_expires_at,
+            attempts=self.attempts + 1,
+        )
+
+    def requeued(self, *, refund_attempt: bool) -> Job:
+        """Back in the queue, as if never started (a lost replica's job, or one a shutdown gave
+        back: `refund_attempt` then, since the job did not fail)."""
+        if self.status is not JobStatus.RUNNING:
+            raise IllegalTransition(f"a {self.status.value} job cannot be queued again")
+        return replace(
+            self,
+            status=JobStatus.QUEUED,
+            started_at=None,
+            owner=None,
+            lease_expires_at=None,
+            progress=0.0,
+            message="",
+            attempts=max(0, self.attempts - 1) if refund_attempt else self.attempts,
         )
 
     def completed(self, now: float, result: Mapping[str, Any]) -> Job:

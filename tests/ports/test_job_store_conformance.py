@@ -27,15 +27,9 @@ UNICODE = (
 )
 
 
-def queued(job_id: str, now: float, *, lease: float | None = 60.0, job_type: str = "segmentation") -> Job:
-    return Job(
-        id=job_id,
-        type=job_type,
-        status=JobStatus.QUEUED,
-        created_at=now,
-        owner=OWNER,
-        lease_expires_at=None if lease is None else now + lease,
-    )
+def queued(job_id: str, now: float, *, job_type: str = "segmentation") -> Job:
+    # A new job waits in the queue: nobody owns it yet, and it holds no lease.
+    return Job(id=job_id, type=job_type, status=JobStatus.QUEUED, created_at=now)
 
 
 async def stored(store: JobStore, job_id: str) -> Job:
@@ -137,18 +131,12 @@ async def test_a_queued_job_can_fail_without_starting(store: JobStore, harness: 
     assert failed.status is JobStatus.FAILED
 
 
-async def test_heartbeat_of_a_queued_job_extends_its_lease_but_records_no_progress(
-    store: JobStore, harness: StoreHarness
-) -> None:
+async def test_heartbeat_of_a_queued_job_changes_nothing(store: JobStore, harness: StoreHarness) -> None:
     t0 = harness.clock.now()
-    await store.create(queued("job-1", t0, lease=10))
+    created = await store.create(queued("job-1", t0))
     job = await store.heartbeat("job-1", owner=OWNER, now=t0 + 5, lease_seconds=10, progress=0.5, message="m")
-    assert (job.status, job.lease_expires_at, job.progress, job.message) == (
-        JobStatus.QUEUED,
-        t0 + 5 + 10,
-        0.0,
-        "",
-    )
+    assert job == created
+    assert (job.status, job.lease_expires_at, job.progress, job.message) == (JobStatus.QUEUED, None, 0.0, "")
 
 
 async def test_a_late_heartbeat_does_not_shorten_the_lease(store: JobStore, harness: StoreHarness) -> None:
@@ -341,12 +329,11 @@ async def test_reaping_fails_jobs_whose_lease_expired_and_leaves_fresh_ones(
 ) -> None:
     t0 = harness.clock.now()
     await running(store, "stale-running", t0, lease=10)
-    await store.create(queued("stale-queued", t0, lease=5))
     await running(store, "fresh", t0, lease=100)
     await running(store, "renewed", t0, lease=5)
     await store.heartbeat("renewed", owner=OWNER, now=t0 + 4, lease_seconds=30)
-    await store.create(queued("on-the-edge", t0, lease=20))
-    await store.create(queued("no-lease", t0, lease=None))
+    await running(store, "on-the-edge", t0, lease=20)
+    await store.create(queued("waiting", t0))
     await running(store, "done", t0, lease=1)
     done = await store.finish("done", status=JobStatus.COMPLETED, now=t0 + 1, result={"ok": True})
 
@@ -355,7 +342,8 @@ async def test_reaping_fails_jobs_whose_lease_expired_and_leaves_fresh_ones(
     now = harness.clock.now()
     reaped = await store.reap_expired_leases(now=now)
 
-    assert sorted(job.id for job in reaped) == ["stale-queued", "stale-running"]
+    # One attempt allowed (the default): a lost job fails rather than queue again.
+    assert sorted(job.id for job in reaped) == ["stale-running"]
     for job in reaped:
         assert job.status is JobStatus.FAILED
         assert job.error is not None and job.error.code == "WORKER_LOST"
@@ -363,13 +351,13 @@ async def test_reaping_fails_jobs_whose_lease_expired_and_leaves_fresh_ones(
         assert await store.get(job.id) == job
     statuses = {
         job_id: (await stored(store, job_id)).status
-        for job_id in ("fresh", "renewed", "on-the-edge", "no-lease")
+        for job_id in ("fresh", "renewed", "on-the-edge", "waiting")
     }
     assert statuses == {
         "fresh": JobStatus.RUNNING,
         "renewed": JobStatus.RUNNING,
-        "on-the-edge": JobStatus.QUEUED,
-        "no-lease": JobStatus.QUEUED,
+        "on-the-edge": JobStatus.RUNNING,
+        "waiting": JobStatus.QUEUED,
     }
     assert await store.get("done") == done
     assert await store.reap_expired_leases(now=now) == []
@@ -383,7 +371,7 @@ async def test_reaping_fails_jobs_whose_lease_expired_and_leaves_fresh_ones(
 async def test_many_expired_leases_are_all_reaped(store: JobStore, harness: StoreHarness) -> None:
     t0 = harness.clock.now()
     count = 2 * REDIS_REAP_BATCH + 20  # several reaping batches of the Redis store
-    await asyncio.gather(*(store.create(queued(f"job-{i}", t0, lease=1)) for i in range(count)))
+    await asyncio.gather(*(running(store, f"job-{i}", t0, lease=1) for i in range(count)))
     harness.clock.advance(2)
     reaped = await store.reap_expired_leases(now=harness.clock.now())
     assert sorted(job.id for job in reaped) == sorted(f"job-{i}" for i in range(count))
