@@ -1,7 +1,7 @@
-"""What the three analysis use cases share: load and check the data first (so a bad request is
-refused before any work is queued), then run the analysis, either as a job of the job engine (the
-service) or at once through the compute runner (the offline CLI). Either way the result carries the
-caller's identifiers."""
+"""What the analysis use cases share: load and check the data first (so a bad request is refused
+before any work is queued), then run the analysis, either as a job of the job engine (the
+service: any replica may run it, from the input stored with the job) or at once through the
+compute runner (the offline CLI). Either way the result carries the caller's identifiers."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
-from application.ports import ComputeRunner, DatasetSource, JobScheduler
+from application.ports import ComputeRunner, DatasetSource, JobHandler, JobInput, JobScheduler, PreparedTask
 from domain.budget import ResourceBudget, ResourceEstimate
-from domain.data import Dataset, DataSpec, require_rows
+from domain.data import Dataset, DataSpec, TableRef, require_rows
 from domain.jobs import EchoedResult, Job, RequestEcho
 from domain.progress import ProgressReporter
 
@@ -31,7 +31,7 @@ def run_analysis(
     return EchoedResult(analyze(dataset, spec, progress), echo)
 
 
-class SubmitAnalysis(Generic[S]):
+class SubmitAnalysis(JobHandler, Generic[S]):
     job_type: ClassVar[str]
     # Checks that cost more than a glance at the schema (hashing a model in the request) run in a
     # thread, so the event loop keeps serving meanwhile.
@@ -74,9 +74,25 @@ class SubmitAnalysis(Generic[S]):
         self._budget.check(self.estimate(spec, dataset))
         return dataset
 
-    async def submit(self, data: DataSpec, spec: S, echo: RequestEcho) -> Job:
+    async def submit(
+        self, data: DataSpec, spec: S, echo: RequestEcho, *, idempotency_key: str | None = None
+    ) -> Job:
         dataset = await self.load(data, spec)
-        return await self._jobs.submit(self.job_type, run_analysis, self._analyze, dataset, spec, echo)
+        # A table is read again by the replica that runs the job; other data travels with it.
+        job_input = (
+            JobInput(spec, echo, data=data) if isinstance(data, TableRef) else JobInput(spec, echo, dataset)
+        )
+        return await self._jobs.submit(
+            self.job_type, job_input, tenant_id=echo.tenant_id, idempotency_key=idempotency_key
+        )
+
+    async def prepare(self, job_input: JobInput) -> PreparedTask:
+        spec: S = job_input.spec
+        dataset = job_input.dataset
+        if dataset is None:
+            assert job_input.data is not None
+            dataset = await self.load(job_input.data, spec)
+        return PreparedTask(run_analysis, (self._analyze, dataset, spec, job_input.echo))
 
     async def run(
         self,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from domain.content import ContentAnalysisResult, ContentSpec
 from domain.data import Dataset, DataSpec
 from domain.drift import DriftAnalysisResult, DriftSpec
 from domain.gbm.training import FeaturePlan, GbmTrainingOutcome, GbmTrainingSpec
-from domain.jobs import Job, JobFailure, JobStatus
+from domain.jobs import Job, JobFailure, JobStatus, RequestEcho
 from domain.policies import PolicyAnalysisResult, PolicySpec
 from domain.progress import ProgressReporter
 from domain.segmentation import SegmentationResult, SegmentationSpec
@@ -75,9 +75,12 @@ class ComputeRunner(Protocol):
         timeout: float | None = None,
         cancel_event: asyncio.Event | None = None,
         on_start: Callable[[], Awaitable[None]] | None = None,
+        start_within: float | None = None,
     ) -> R:
         """Run the task (reserving a place first unless given one); `on_start` is awaited once a
-        worker is free, just before the task starts (an error from it aborts the run).
+        worker is free, just before the task starts (an error from it aborts the run). With
+        `start_within`, Busy when no worker is free within that many seconds, and the wait counts
+        against `timeout`.
 
         Raises Busy when no place is free, TaskTimedOut after `timeout` seconds, TaskCancelled once
         `cancel_event` is set, and WorkerLost when the process running it died; a failed task's
@@ -94,12 +97,76 @@ class ComputeRunner(Protocol):
         return {}
 
 
-class JobScheduler(Protocol):
-    """Runs submitted work as jobs: recorded in the job store at once, run in the background, their
-    progress, result and final state kept there for any replica to answer."""
+@dataclass(frozen=True)
+class JobInput:
+    """What a job needs to run on whichever replica claims it: the checked spec and the caller's
+    identifiers, and its data either loaded (`dataset`, inline data, stored with the job) or as the
+    request gave it (`data`, a table: read again by the replica that runs it)."""
 
-    async def submit(self, job_type: str, task: Callable[..., object], *args: Any) -> Job:
-        """Queue `task(*args, progress=...)` as a job of `job_type`; Busy when there is no room."""
+    spec: Any
+    echo: RequestEcho
+    dataset: Dataset[Any] | None = None
+    data: DataSpec | None = None
+
+
+class JobInputCodec(Protocol):
+    """Turns a job's input into the bytes the job store keeps, and back. Blocking: call it in a
+    thread. A payload too large for the store may live elsewhere (a shared directory): `discard`
+    then removes it, and `sweep` removes those of jobs that ended on any replica."""
+
+    def encode(self, job_id: str, job_input: JobInput) -> bytes: ...
+
+    def decode(self, payload: bytes) -> JobInput: ...
+
+    def discard(self, payload: bytes) -> None:
+        """Remove what `encode` stored outside the payload itself (idempotent)."""
+        ...
+
+    def stored_elsewhere(self) -> list[str]:
+        """The ids of jobs whose payload lives outside the store, written over a minute ago (a
+        payload is written just before its job is stored): what the reaper sweeps."""
+        ...
+
+    def discard_job(self, job_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class PreparedTask:
+    """A job's computation, ready for the compute runner: task(*args, progress=...)."""
+
+    task: Callable[..., object]
+    args: tuple[Any, ...]
+
+
+class JobHandler(Protocol):
+    """Runs one type of job from its stored input (each use case that submits jobs is one)."""
+
+    job_type: ClassVar[str]
+
+    async def prepare(self, job_input: JobInput) -> PreparedTask:
+        """Load what is not stored (a table) and check it; raise a WorkerError to fail the job."""
+        ...
+
+
+class JobScheduler(Protocol):
+    """Runs submitted work as jobs: queued in the job store with their input, claimed and run by
+    any replica with a free compute slot, their progress, result and final state kept there for
+    any replica to answer."""
+
+    async def submit(
+        self,
+        job_type: str,
+        job_input: JobInput,
+        *,
+        tenant_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Queue a job of `job_type` (a registered handler runs it); Busy when the queue is full.
+        With `idempotency_key`, the job submitted earlier under that key, if it is still kept."""
+        ...
+
+    async def check_room(self) -> None:
+        """Busy when the queue is full now (before a request's body is read)."""
         ...
 
     def cancel_local(self, job_id: str) -> None:
@@ -108,9 +175,11 @@ class JobScheduler(Protocol):
 
 
 class JobObserver(Protocol):
-    """Hears the job engine, for metrics. Called on the event loop: quick, and never raises. Each
-    queued job is started at most once and finished exactly once (a job cancelled in the queue is
-    finished without a start); `seconds` count from the submission."""
+    """Hears one replica's job engine, for metrics. Called on the event loop: quick, and never
+    raises. A job is queued on the replica that received it, and started (claimed) and finished
+    on the replica that ran it, once per attempt; `seconds` count from the submission. A job
+    that leaves a replica without an outcome is requeued (`reason`: "shutdown" by this replica,
+    "lease_expired" by the reaper for a dead one) or lost (its attempts spent)."""
 
     def job_queued(self, job_type: str) -> None: ...
 
@@ -119,6 +188,14 @@ class JobObserver(Protocol):
     def job_finished(
         self, job_type: str, status: JobStatus, error_code: str | None, seconds: float, *, started: bool
     ) -> None: ...
+
+    def job_requeued(self, job_type: str, reason: str) -> None: ...
+
+    def job_lost(self, job_type: str) -> None: ...
+
+    def queue_read(self, depth: QueueDepth) -> None:
+        """The store's queue as just read (any replica's jobs)."""
+        ...
 
 
 class NoJobObserver(JobObserver):
@@ -133,6 +210,15 @@ class NoJobObserver(JobObserver):
     def job_finished(
         self, job_type: str, status: JobStatus, error_code: str | None, seconds: float, *, started: bool
     ) -> None:
+        return None
+
+    def job_requeued(self, job_type: str, reason: str) -> None:
+        return None
+
+    def job_lost(self, job_type: str) -> None:
+        return None
+
+    def queue_read(self, depth: QueueDepth) -> None:
         return None
 
 

@@ -5,9 +5,20 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from application.errors import TaskTimedOut
-from application.ports import Clock, ComputeRunner, DatasetSource, GbmTrainer
+from application.ports import (
+    Clock,
+    ComputeRunner,
+    DatasetSource,
+    GbmTrainer,
+    JobHandler,
+    JobInput,
+    JobScheduler,
+    PreparedTask,
+)
 from domain.budget import ResourceBudget, ResourceEstimate, estimate_gbm
-from domain.data import DataSpec, require_rows
+from domain.data import Dataset, DataSpec, TableRef, require_rows
+from domain.errors import InternalFailure
+from domain.jobs import Job, RequestEcho
 from domain.gbm.training import (
     CategoricalEncoding,
     FeaturePlan,
@@ -28,8 +39,19 @@ class TrainGbmCommand:
     received_at: float | None = None
 
 
-class TrainGbm:
-    """Synchronous training: the caller waits for the model, but the event loop never does."""
+@dataclass(frozen=True)
+class _Checked:
+    dataset: Dataset[Any]
+    plan: FeaturePlan
+
+
+class TrainGbm(JobHandler):
+    """Training, synchronous by default: the caller waits for the model, but the event loop never
+    does. A training waits for a free compute slot up to `queue_wait_seconds` before Busy, ahead of
+    any queued job (the dispatcher leaves a slot to a waiting training). `submit` queues it as a
+    `gbm_training` job instead, for trainings that may outlast a request."""
+
+    job_type = "gbm_training"
 
     def __init__(
         self,
@@ -40,6 +62,9 @@ class TrainGbm:
         timeout_seconds: float,
         clock: Clock,
         budget: ResourceBudget | None = None,
+        *,
+        jobs: JobScheduler | None = None,
+        queue_wait_seconds: float = 30.0,
     ) -> None:
         self._budget = budget or ResourceBudget()
         self._datasets = datasets
@@ -48,41 +73,72 @@ class TrainGbm:
         self._max_rows = max_rows
         self._timeout = timeout_seconds
         self._clock = clock
+        self._jobs = jobs
+        self._queue_wait = queue_wait_seconds
 
     async def execute(self, command: TrainGbmCommand) -> GbmTrainingOutcome:
-        # Take a compute place before reading the data: a full pool answers BUSY at once.
+        # A place in the line for a slot, taken before the data is read: past the line, BUSY at once.
         reservation = self._runner.reserve()
         try:
             loading = self._clock.now()
-            dataset = await self._datasets.load(command.data, max_rows=self._max_rows)
+            checked = await self._checked(command.data, command.spec)
             load_ms = round((self._clock.now() - loading) * 1000.0, 3)
-            require_rows(dataset)
-            # Here, so that name-level mistakes never reach a worker; the worker trains on this plan.
-            plan = plan_features(command.spec, dataset.schema)
-            # A bag LightGBM would draw empty fails inside it: refused here, naming the parameter
-            # (for the fold models too, which train on fewer rows).
-            spec = command.spec
-            check_bagging(spec.params, smallest_training_rows(dataset.row_count, spec))
-            # What the training would cost, refused here: a bomb never reaches a worker. The fold
-            # models (`cv_folds`, a cross-fitted calibrator) train one at a time, after the returned
-            # model is freed, on fewer rows: the estimate of one training bounds their memory too.
-            # Their time is the training deadline's to bound.
-            categories = dataset.distinct_counts(plan.categorical)
-            self._budget.check(gbm_estimate(command.spec, plan, dataset.row_count, categories))
             timeout = self._remaining(command.received_at)
         except BaseException:
             reservation.release()
             raise
         outcome = await self._runner.run(
             self._trainer.train,
-            dataset,
+            checked.dataset,
             command.spec,
-            plan,
+            checked.plan,
             reservation=reservation,
             timeout=timeout,
+            start_within=min(self._queue_wait, timeout),
         )
         # The worker times its own stages; reading or decoding the data happened here, before it.
         return replace(outcome, durations_ms=replace(outcome.durations_ms, load=load_ms))
+
+    async def submit(self, command: TrainGbmCommand, echo: RequestEcho, *, idempotency_key: str | None = None) -> Job:
+        if self._jobs is None:
+            raise InternalFailure("this training runs without a job engine")
+        checked = await self._checked(command.data, command.spec)
+        job_input = (
+            JobInput(command.spec, echo, data=command.data)
+            if isinstance(command.data, TableRef)
+            else JobInput(command.spec, echo, checked.dataset)
+        )
+        return await self._jobs.submit(
+            self.job_type, job_input, tenant_id=echo.tenant_id, idempotency_key=idempotency_key
+        )
+
+    async def prepare(self, job_input: JobInput) -> PreparedTask:
+        spec: GbmTrainingSpec = job_input.spec
+        if job_input.dataset is not None:
+            checked = self._check(job_input.dataset, spec)
+        else:
+            assert job_input.data is not None
+            checked = await self._checked(job_input.data, spec)
+        return PreparedTask(self._trainer.train, (checked.dataset, spec, checked.plan))
+
+    async def _checked(self, data: DataSpec, spec: GbmTrainingSpec) -> _Checked:
+        dataset = await self._datasets.load(data, max_rows=self._max_rows)
+        return self._check(dataset, spec)
+
+    def _check(self, dataset: Dataset[Any], spec: GbmTrainingSpec) -> _Checked:
+        require_rows(dataset)
+        # Here, so that name-level mistakes never reach a worker; the worker trains on this plan.
+        plan = plan_features(spec, dataset.schema)
+        # A bag LightGBM would draw empty fails inside it: refused here, naming the parameter
+        # (for the fold models too, which train on fewer rows).
+        check_bagging(spec.params, smallest_training_rows(dataset.row_count, spec))
+        # What the training would cost, refused here: a bomb never reaches a worker. The fold
+        # models (`cv_folds`, a cross-fitted calibrator) train one at a time, after the returned
+        # model is freed, on fewer rows: the estimate of one training bounds their memory too.
+        # Their time is the training deadline's to bound.
+        categories = dataset.distinct_counts(plan.categorical)
+        self._budget.check(gbm_estimate(spec, plan, dataset.row_count, categories))
+        return _Checked(dataset, plan)
 
     def _remaining(self, received_at: float | None) -> float:
         if received_at is None:

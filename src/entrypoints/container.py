@@ -21,6 +21,7 @@ from adapters.drift.analyzer import PolarsDriftAnalyzer
 from adapters.files.dataset_source import FileDatasetSource
 from adapters.gbm.trainer import LightGbmTrainer
 from adapters.inline.dataset_source import InlineDatasetSource
+from adapters.job_payload import PickledJobInputs
 from adapters.memory.job_store import InMemoryJobStore
 from adapters.metrics.prometheus_jobs import PrometheusJobObserver
 from adapters.policies.analyzer import PolarsPolicyAnalyzer
@@ -38,7 +39,16 @@ from application.check_health import CheckHealth
 from application.errors import DependencyUnavailable
 from application.get_job import GetJob
 from application.job_executor import JobExecutor, JobSettings
-from application.ports import Clock, ComputeRunner, DatasetSource, JobObserver, JobScheduler, JobStore
+from application.ports import (
+    Clock,
+    ComputeRunner,
+    DatasetSource,
+    JobInput,
+    JobObserver,
+    JobScheduler,
+    JobStore,
+    QueueLimits,
+)
 from application.segment_customers import SegmentCustomers
 from application.train_gbm import TrainGbm
 from domain.budget import ResourceBudget, task_budget
@@ -165,33 +175,44 @@ async def _started_datasets(settings: Settings, read_files: bool) -> AsyncIterat
             await table.close()
 
 
+def job_settings(settings: Settings, shape: PoolShape) -> JobSettings:
+    return JobSettings(
+        lease_seconds=settings.job_lease_seconds,
+        reaper_seconds=max(1.0, settings.job_lease_seconds / 3),
+        default_timeout_seconds=settings.job_timeout_seconds,
+        timeouts={str(job_type): seconds for job_type, seconds in settings.job_timeouts.items()},
+        unwritten_limit=settings.unwritten_results,
+        max_attempts=settings.job_max_attempts,
+        limits=QueueLimits(
+            max_queued_jobs=settings.max_queued_jobs,
+            max_queued_bytes=int(settings.max_queued_mb * (1 << 20)),
+        ),
+        # One replica cannot see the cluster's slots: half of its own, which is half the
+        # cluster's for one replica, and what an operator raises for more.
+        tenant_cap=settings.max_running_per_tenant or max(1, shape.workers // 2),
+    )
+
+
 async def _started_executor(
     store: JobStore,
     runner: ComputeRunner,
     clock: Clock,
     settings: Settings,
+    shape: PoolShape,
     presenter: JobResultPresenter,
     observer: JobObserver,
 ) -> AsyncIterator[JobExecutor]:
-    executor = JobExecutor(
-        store,
-        runner,
-        clock,
-        JobSettings(
-            lease_seconds=settings.job_lease_seconds,
-            reaper_seconds=max(1.0, settings.job_lease_seconds / 3),
-            default_timeout_seconds=settings.job_timeout_seconds,
-            timeouts={str(job_type): seconds for job_type, seconds in settings.job_timeouts.items()},
-            unwritten_limit=settings.unwritten_results,
-        ),
-        presenter,
-        observer,
+    codec = PickledJobInputs(
+        inline_bytes=int(settings.job_payload_inline_mb * (1 << 20)), directory=settings.job_payload_dir
     )
-    await executor.start()
+    executor = JobExecutor(
+        store, runner, clock, job_settings(settings, shape), presenter, codec, observer
+    )
+    # The dispatcher starts once the handlers are registered (resolve_services).
     try:
         yield executor
     finally:
-        # Before the store and the pool close: running jobs are recorded as SHUTDOWN, not lost.
+        # Before the store and the pool close: running jobs go back to the queue, not lost.
         await executor.close()
 
 
@@ -210,7 +231,7 @@ class Container(containers.DeclarativeContainer):
     metrics_registry = providers.Singleton(CollectorRegistry)
     job_observer = providers.Singleton(PrometheusJobObserver, metrics_registry)
     executor = providers.Resource(
-        _started_executor, job_store, runner, clock, settings, result_presenter, job_observer
+        _started_executor, job_store, runner, clock, settings, shape, result_presenter, job_observer
     )
 
     trainer = providers.Singleton(LightGbmTrainer, num_threads=shape.provided.threads_per_task)
@@ -229,6 +250,8 @@ class Container(containers.DeclarativeContainer):
         settings.provided.train_timeout_seconds,
         clock,
         budget=budget,
+        jobs=executor,
+        queue_wait_seconds=settings.provided.train_queue_wait_seconds,
     )
     segment_customers = providers.Singleton(
         SegmentCustomers,
@@ -308,15 +331,36 @@ async def _resolved(provider: Any) -> Any:
 async def resolve_services(container: Container) -> Services:
     names = [f.name for f in fields(Services)]
     values = [await _resolved(getattr(container, name)) for name in names]
-    return Services(**dict(zip(names, values, strict=True)))
+    services = Services(**dict(zip(names, values, strict=True)))
+    executor: JobExecutor = await _resolved(container.executor)
+    for handler in (
+        services.segment_customers,
+        services.analyze_policies,
+        services.analyze_content,
+        services.analyze_drift,
+        services.train_gbm,
+    ):
+        executor.register(handler)
+    await executor.start()
+    return services
 
 
 class _NoJobs(JobScheduler):
     """The offline CLI's scheduler: it runs each analysis at once (SubmitAnalysis.run), so it starts
     no job store, executor, leases or reaper."""
 
-    async def submit(self, job_type: str, task: object, *args: object) -> Job:
+    async def submit(
+        self,
+        job_type: str,
+        job_input: JobInput,
+        *,
+        tenant_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
         raise InternalFailure(f"the offline CLI runs the {job_type} analysis directly, not as a job")
+
+    async def check_room(self) -> None:
+        return None
 
     def cancel_local(self, job_id: str) -> None:
         return None

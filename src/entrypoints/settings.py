@@ -58,9 +58,18 @@ class Settings(BaseSettings):
     job_failure_ttl_seconds: float = Field(604_800.0, gt=0)
     job_timeout_seconds: float = Field(3_600.0, gt=0)
     job_timeouts: dict[
-        Literal["segmentation", "policy_analysis", "content_analysis", "drift_analysis"], float
+        Literal["segmentation", "policy_analysis", "content_analysis", "drift_analysis", "gbm_training"],
+        float,
     ] = {}
     job_lease_seconds: float = Field(30.0, gt=1)
+    # The job queue every replica sharing the store claims from.
+    max_queued_jobs: int = Field(1_000, ge=1)
+    max_queued_mb: float = Field(2_048.0, gt=0)
+    job_payload_inline_mb: float = Field(8.0, ge=0)
+    job_payload_dir: str | None = None
+    job_max_attempts: int = Field(2, ge=1)
+    max_running_per_tenant: int | None = Field(None, ge=1)
+    train_queue_wait_seconds: float = Field(30.0, ge=0)
     store_timeout_seconds: float = Field(2.0, gt=0)
     unwritten_results: int = Field(64, ge=0)
     # Below the platform's 300 s request timeout (its ML_WORKER_TIMEOUT_MS), counted from the
@@ -150,7 +159,7 @@ environment variables:
   ML_WORKER_CPU_LIMIT              CPUs to use (default: cgroup cpu.max, else the CPU count)
   ML_WORKER_WORKERS                compute processes (default: 1 below 4 CPUs, else CPUs / 2)
   ML_WORKER_THREADS_PER_TASK       threads per computation at most (default: budget / workers)
-  ML_WORKER_QUEUE_LIMIT            tasks waiting for a worker before 503 BUSY (16)
+  ML_WORKER_QUEUE_LIMIT            trainings waiting for a compute slot before 503 BUSY (16)
   ML_WORKER_MAX_ROWS               rows accepted per request (5000000)
   ML_WORKER_MAX_BODY_MB            request body limit in MB (512)
   ML_WORKER_MEMORY_LIMIT_MB        memory split among compute processes (cgroup memory.max, else RAM/2)
@@ -163,7 +172,16 @@ environment variables:
   ML_WORKER_JOB_FAILURE_TTL_SECONDS retention of failed jobs (604800)
   ML_WORKER_JOB_TIMEOUT_SECONDS    a job running longer fails with TIMEOUT (3600)
   ML_WORKER_JOB_TIMEOUTS           per job type, JSON, e.g. {"segmentation": 600} ({}: the above for all)
-  ML_WORKER_JOB_LEASE_SECONDS      a job not heartbeating this long fails with WORKER_LOST (30)
+  ML_WORKER_JOB_LEASE_SECONDS      a job not heartbeating this long runs again elsewhere (30)
+  ML_WORKER_MAX_QUEUED_JOBS        queued jobs per job store before 503 BUSY (1000)
+  ML_WORKER_MAX_QUEUED_MB          input held for active jobs per job store before 503 BUSY (2048)
+  ML_WORKER_JOB_PAYLOAD_INLINE_MB  a job's input larger than this goes to the payload dir (8)
+  ML_WORKER_JOB_PAYLOAD_DIR        a directory every replica mounts, for large job inputs (unset:
+                                   every input in the job store)
+  ML_WORKER_JOB_MAX_ATTEMPTS       runs of a job whose replica died, before WORKER_LOST (2)
+  ML_WORKER_MAX_RUNNING_PER_TENANT running jobs of one tenantId per job store (half the compute
+                                   slots of a replica, at least 1)
+  ML_WORKER_TRAIN_QUEUE_WAIT_SECONDS  a /train/gbm call waits this long for a slot before 503 (30)
   ML_WORKER_STORE_TIMEOUT_SECONDS  connect and command timeout of job store calls (2; +1 s per 10 MB)
   ML_WORKER_UNWRITTEN_RESULTS      finished results held while the job store is unreachable (64)
   ML_WORKER_TRAIN_TIMEOUT_SECONDS  limit of one /train/gbm call, from its arrival (280)

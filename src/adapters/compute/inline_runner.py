@@ -55,7 +55,9 @@ class InlineRunner(ComputeRunner):
         timeout: float | None = None,
         cancel_event: asyncio.Event | None = None,
         on_start: Callable[[], Awaitable[None]] | None = None,
+        start_within: float | None = None,
     ) -> R:
+        # Every task starts at once in its own thread: `start_within` is always met.
         place = reservation or self.reserve()
         loop = asyncio.get_running_loop()
 

@@ -166,14 +166,18 @@ class ProcessPoolRunner(ComputeRunner):
         timeout: float | None = None,
         cancel_event: asyncio.Event | None = None,
         on_start: Callable[[], Awaitable[None]] | None = None,
+        start_within: float | None = None,
     ) -> R:
         if self._idle is None:
             raise InternalFailure("the compute pool has not been started")
         place = reservation or self.reserve()
         payload: TaskPayload | None = None
+        called = time.monotonic()
         try:
             payload = await self._dump(task, args)
-            worker = await self._acquire(cancel_event)
+            worker = await self._acquire(cancel_event, start_within)
+            if start_within is not None and timeout is not None:
+                timeout = max(0.0, timeout - (time.monotonic() - called))
             if on_start is not None:
                 try:
                     await on_start()
@@ -218,24 +222,28 @@ class ProcessPoolRunner(ComputeRunner):
         if payload.files:
             await asyncio.shield(asyncio.to_thread(payload.remove))
 
-    async def _acquire(self, cancel_event: asyncio.Event | None) -> _Worker:
+    async def _acquire(self, cancel_event: asyncio.Event | None, start_within: float | None) -> _Worker:
         assert self._idle is not None
         getter = asyncio.ensure_future(self._idle.get())
-        if cancel_event is None:
+        if cancel_event is None and start_within is None:
             return await self._ensure_alive(await getter)
-        canceller = asyncio.ensure_future(cancel_event.wait())
+        canceller = asyncio.ensure_future(cancel_event.wait()) if cancel_event is not None else None
         try:
-            await asyncio.wait({getter, canceller}, return_when=asyncio.FIRST_COMPLETED)
+            waiters: set[asyncio.Future[Any]] = {getter} | ({canceller} if canceller else set())
+            await asyncio.wait(waiters, timeout=start_within, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
             # asyncio.wait does not cancel what it waits for: a getter left pending would later take
             # a worker that nobody gives back, and the pool would shrink for good.
             self._abandon(getter)
             raise
         finally:
-            canceller.cancel()
+            if canceller is not None:
+                canceller.cancel()
         if not getter.done():
             self._abandon(getter)
-            raise TaskCancelled("cancelled while queued")
+            if cancel_event is not None and cancel_event.is_set():
+                raise TaskCancelled("cancelled while queued")
+            raise Busy(f"no compute slot became free within {start_within:g} s; retry later")
         return await self._ensure_alive(getter.result())
 
     def _abandon(self, getter: asyncio.Future[_Worker]) -> None:

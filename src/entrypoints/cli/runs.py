@@ -73,7 +73,7 @@ async def analysed(
 
 def _as_failed_job(presenter: JobResultPresenter, job_type: str, error: WorkerError) -> WorkerError:
     from application.errors import error_from_code
-    from application.job_executor import INTERNAL
+    from application.job_upkeep import INTERNAL
     from domain.jobs import JobFailure
 
     # As the job engine records a failure; an internal failure's own message stays in the log.
