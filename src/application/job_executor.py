@@ -189,10 +189,12 @@ class JobExecutor(JobScheduler):
                     log.exception("job dispatcher: claiming failed")
                     wait = self._settings.longest_retry_seconds
             self._wake.clear()
+            # Not asyncio.wait_for: on 3.11 it can swallow the cancellation that stops the loop.
+            waiter = asyncio.ensure_future(self._wake.wait())
             try:
-                await asyncio.wait_for(self._wake.wait(), wait)
-            except TimeoutError:
-                pass
+                await asyncio.wait({waiter}, timeout=wait)
+            finally:
+                waiter.cancel()
 
     async def _claim_one(self) -> bool:
         reservation = self._runner.reserve()

@@ -576,7 +576,7 @@ async def test_the_process_runner_serves_training_and_jobs(make_client: ClientFa
 # ------------------------------------------------------------------------- 503, 500, 504
 
 
-async def test_a_full_compute_queue_answers_503_busy_with_retry_after() -> None:
+async def test_a_training_past_the_line_for_a_slot_answers_503_busy_and_a_job_is_queued() -> None:
     runner = InlineRunner(queue_limit=1)
     container = Container()
     container.runner.override(providers.Object(runner))
@@ -587,10 +587,15 @@ async def test_a_full_compute_queue_answers_503_busy_with_retry_after() -> None:
             response = await client.post("/train/gbm", json=body)
             _error(response, 503, "BUSY")
             assert int(response.headers["retry-after"]) > 0
+            # A job waits in the queue instead: it runs once a slot is free.
             segments = await client.post("/analyze/segments", json={"data": {"columns": blobs(100)}})
-            _error(segments, 503, "BUSY")
+            assert segments.status_code == 202
+            await asyncio.sleep(0.5)
+            assert (await client.get(segments.headers["location"])).json()["status"] == "queued"
         finally:
             place.release()
+        job = await _poll(client, segments.headers["location"])
+        assert job["status"] == "completed"
         assert (await client.post("/train/gbm", json=body)).status_code == 200
 
 
