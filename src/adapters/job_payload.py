@@ -40,7 +40,9 @@ _SWEEP_AGE_S = 60.0
 def _frame_bytes(frame: pl.DataFrame) -> bytes:
     sink = pa.BufferOutputStream()
     table = frame.to_arrow()
-    with pyarrow.ipc.new_stream(sink, table.schema, options=pyarrow.ipc.IpcWriteOptions(compression="zstd")) as w:
+    with pyarrow.ipc.new_stream(
+        sink, table.schema, options=pyarrow.ipc.IpcWriteOptions(compression="zstd")
+    ) as w:
         w.write_table(table)
     return bytes(sink.getvalue())
 
@@ -103,6 +105,10 @@ class PickledJobInputs(JobInputCodec):
             with contextlib.suppress(FileNotFoundError):
                 self._file(payload).unlink()
 
+    @property
+    def keeps_files(self) -> bool:
+        return self._directory is not None
+
     def stored_elsewhere(self) -> list[str]:
         if self._directory is None:
             return []
@@ -124,5 +130,7 @@ class PickledJobInputs(JobInputCodec):
     def _file(self, payload: bytes) -> Path:
         name = payload[len(_FILE_MARK) :].decode()
         if self._directory is None or not _NAME.match(name):
-            raise InternalFailure("the job's input is in a file, and ML_WORKER_JOB_PAYLOAD_DIR is not set here")
+            raise InternalFailure(
+                "the job's input is in a file, and ML_WORKER_JOB_PAYLOAD_DIR is not set here"
+            )
         return self._directory / name

@@ -25,5 +25,5 @@ class CancelJob:
             raise NotFound(
                 f"no job with id '{job_id}' (unknown, or expired after its retention time)"
             ) from None
-        self._jobs.cancel_local(job_id)
+        self._jobs.cancelled(job)
         return job

@@ -136,6 +136,10 @@ class JobExecutor(JobScheduler):
             stored = await self._store.create(
                 job, payload=payload, idempotency_key=idempotency_key, limits=self._settings.limits
             )
+        except DependencyUnavailable:
+            # The job may be stored all the same (a lost reply): its payload stays; if the job is
+            # not there, the reaper's sweep removes a payload kept outside the store.
+            raise
         except BaseException:
             await asyncio.to_thread(self._codec.discard, payload)
             raise
@@ -159,10 +163,15 @@ class JobExecutor(JobScheduler):
                 f"the job queue is full ({room.queued} jobs wait, ML_WORKER_MAX_QUEUED_JOBS); retry later"
             )
 
-    def cancel_local(self, job_id: str) -> None:
-        entry = self._upkeep.local.get(job_id)
+    def cancelled(self, job: Job) -> None:
+        entry = self._upkeep.local.get(job.id)
         if entry is not None:
-            entry.cancel.set()
+            entry.cancel.set()  # its run counts it when it stops
+        elif job.started_at is None:
+            # Cancelled in the queue: no replica's run will ever see it end.
+            self._observer.job_finished(
+                job.type, JobStatus.CANCELLED, None, self._clock.now() - job.created_at, started=False
+            )
 
     # --- claiming ----------------------------------------------------------------------------------
 
@@ -189,12 +198,17 @@ class JobExecutor(JobScheduler):
                     log.exception("job dispatcher: claiming failed")
                     wait = self._settings.longest_retry_seconds
             self._wake.clear()
-            # Not asyncio.wait_for: on 3.11 it can swallow the cancellation that stops the loop.
-            waiter = asyncio.ensure_future(self._wake.wait())
+            # On the engine's clock, as every wait of the engine (tests move it). Not
+            # asyncio.wait_for: on 3.11 it can swallow the cancellation that stops the loop.
+            waiters = {
+                asyncio.ensure_future(self._wake.wait()),
+                asyncio.ensure_future(self._clock.sleep(wait)),
+            }
             try:
-                await asyncio.wait({waiter}, timeout=wait)
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                waiter.cancel()
+                for waiter in waiters:
+                    waiter.cancel()
 
     async def _claim_one(self) -> bool:
         reservation = self._runner.reserve()
@@ -265,4 +279,3 @@ class JobExecutor(JobScheduler):
             raise WorkerError(f"this replica cannot run a {entry.job_type!r} job without its input")
         job_input = await asyncio.to_thread(self._codec.decode, payload)
         return await handler.prepare(job_input)
-

@@ -157,8 +157,7 @@ class JobUpkeep:
             self._observer.job_requeued(entry.job_type, "shutdown")
         except DependencyUnavailable:
             log.error(
-                "job %s: the job store is unreachable at shutdown; it runs again once its lease "
-                "expires",
+                "job %s: the job store is unreachable at shutdown; it runs again once its lease expires",
                 entry.job_id,
             )
         except WorkerError:
@@ -320,6 +319,8 @@ class JobUpkeep:
 
     async def _sweep_payloads(self) -> None:
         """Remove payloads kept outside the store whose job ended on any replica, or expired."""
+        if not self._codec.keeps_files:
+            return
         for job_id in await asyncio.to_thread(self._codec.stored_elsewhere):
             job = await self._store.get(job_id)
             if job is None or job.status.is_final:

@@ -122,6 +122,11 @@ class JobInputCodec(Protocol):
         """Remove what `encode` stored outside the payload itself (idempotent)."""
         ...
 
+    @property
+    def keeps_files(self) -> bool:
+        """Whether any payload can live outside the store (then the reaper sweeps)."""
+        ...
+
     def stored_elsewhere(self) -> list[str]:
         """The ids of jobs whose payload lives outside the store, written over a minute ago (a
         payload is written just before its job is stored): what the reaper sweeps."""
@@ -169,8 +174,9 @@ class JobScheduler(Protocol):
         """Busy when the queue is full now (before a request's body is read)."""
         ...
 
-    def cancel_local(self, job_id: str) -> None:
-        """Stop the job now if this replica runs it (others see the cancel at their heartbeat)."""
+    def cancelled(self, job: Job) -> None:
+        """A job was just cancelled through this replica: stop it now if this replica runs it
+        (others see the cancel at their heartbeat), and count it if it never started."""
         ...
 
 

@@ -18,7 +18,6 @@ from application.ports import (
 from domain.budget import ResourceBudget, ResourceEstimate, estimate_gbm
 from domain.data import Dataset, DataSpec, TableRef, require_rows
 from domain.errors import InternalFailure
-from domain.jobs import Job, RequestEcho
 from domain.gbm.training import (
     CategoricalEncoding,
     FeaturePlan,
@@ -28,6 +27,7 @@ from domain.gbm.training import (
     plan_features,
     smallest_training_rows,
 )
+from domain.jobs import Job, RequestEcho
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,9 @@ class TrainGbm(JobHandler):
         # The worker times its own stages; reading or decoding the data happened here, before it.
         return replace(outcome, durations_ms=replace(outcome.durations_ms, load=load_ms))
 
-    async def submit(self, command: TrainGbmCommand, echo: RequestEcho, *, idempotency_key: str | None = None) -> Job:
+    async def submit(
+        self, command: TrainGbmCommand, echo: RequestEcho, *, idempotency_key: str | None = None
+    ) -> Job:
         if self._jobs is None:
             raise InternalFailure("this training runs without a job engine")
         checked = await self._checked(command.data, command.spec)

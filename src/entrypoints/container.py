@@ -205,9 +205,7 @@ async def _started_executor(
     codec = PickledJobInputs(
         inline_bytes=int(settings.job_payload_inline_mb * (1 << 20)), directory=settings.job_payload_dir
     )
-    executor = JobExecutor(
-        store, runner, clock, job_settings(settings, shape), presenter, codec, observer
-    )
+    executor = JobExecutor(store, runner, clock, job_settings(settings, shape), presenter, codec, observer)
     # The dispatcher starts once the handlers are registered (resolve_services).
     try:
         yield executor
@@ -362,7 +360,7 @@ class _NoJobs(JobScheduler):
     async def check_room(self) -> None:
         return None
 
-    def cancel_local(self, job_id: str) -> None:
+    def cancelled(self, job: Job) -> None:
         return None
 
 

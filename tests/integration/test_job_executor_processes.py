@@ -45,7 +45,7 @@ async def _stopped(process_id: int, within: float) -> None:
 
 
 async def test_an_unexpected_crash_ends_failed_internal_with_a_generic_message(pooled: Engine) -> None:
-    job = await pooled.executor.submit("segmentation", tasks.crash)
+    job = await pooled.submit("segmentation", tasks.crash)
     done = await pooled.final(job.id)
     assert done.status is JobStatus.FAILED and done.error is not None
     assert done.error.code == "INTERNAL"
@@ -53,16 +53,16 @@ async def test_an_unexpected_crash_ends_failed_internal_with_a_generic_message(p
 
 
 async def test_a_job_in_a_worker_process_completes(pooled: Engine) -> None:
-    job = await pooled.executor.submit("segmentation", tasks.job_result, 3, 0.3)
+    job = await pooled.submit("segmentation", tasks.job_result, 3, 0.3)
     done = await pooled.final(job.id)
     assert done.status is JobStatus.COMPLETED and done.result == {"value": 3, "squares": [9]}
 
 
 async def test_cancel_of_a_queued_and_of_a_running_job(pooled: Engine) -> None:
-    running = await pooled.executor.submit("segmentation", tasks.announce_then_sleep, 30.0)
+    running = await pooled.submit("segmentation", tasks.announce_then_sleep, 30.0)
     started = await pooled.wait(running.id, lambda j: j.status is JobStatus.RUNNING and j.message.isdigit())
     worker_pid = int(started.message)
-    queued = await pooled.executor.submit("segmentation", tasks.job_result, 1, 0.1)
+    queued = await pooled.submit("segmentation", tasks.job_result, 1, 0.1)
     assert (await pooled.job(queued.id)).status is JobStatus.QUEUED
 
     cancelled = await pooled.cancel.execute(queued.id)
@@ -84,13 +84,13 @@ async def test_cancel_of_a_queued_and_of_a_running_job(pooled: Engine) -> None:
     assert pooled.runner.capacity() == PoolCapacity(
         workers=1, threads_per_task=1, busy=0, queued=0, queue_limit=2
     )
-    again = await pooled.executor.submit("segmentation", tasks.job_result, 2, 0.1)
+    again = await pooled.submit("segmentation", tasks.job_result, 2, 0.1)
     assert (await pooled.final(again.id)).status is JobStatus.COMPLETED
 
 
 async def test_a_cancel_made_through_the_store_reaches_the_job_by_heartbeat(pooled: Engine) -> None:
     """Another replica cancels in the shared store: this replica stops the job at its next heartbeat."""
-    job = await pooled.executor.submit("segmentation", tasks.announce_then_sleep, 30.0)
+    job = await pooled.submit("segmentation", tasks.announce_then_sleep, 30.0)
     started = await pooled.wait(job.id, lambda j: j.message.isdigit())
     await pooled.store.finish(job.id, status=JobStatus.CANCELLED, now=pooled.clock.now())
     await _stopped(int(started.message), within=2.0)
@@ -106,7 +106,7 @@ async def test_a_job_type_timeout_ends_failed_timeout() -> None:
     engine = await _engine(runner, settings)
     try:
         t0 = time.monotonic()
-        job = await engine.executor.submit("slow", tasks.announce_then_sleep, 30.0)
+        job = await engine.submit("slow", tasks.announce_then_sleep, 30.0)
         done = await engine.final(job.id, timeout=10)
         assert time.monotonic() - t0 < 3.0
         assert done.status is JobStatus.FAILED and done.error is not None
@@ -123,9 +123,9 @@ async def test_close_marks_running_and_queued_jobs_failed_shutdown() -> None:
     await runner.start()
     engine = await _engine(runner)
     try:
-        running = await engine.executor.submit("segmentation", tasks.announce_then_sleep, 30.0)
+        running = await engine.submit("segmentation", tasks.announce_then_sleep, 30.0)
         started = await engine.wait(running.id, lambda j: j.message.isdigit())
-        queued = await engine.executor.submit("segmentation", tasks.job_result, 1, 0.1)
+        queued = await engine.submit("segmentation", tasks.job_result, 1, 0.1)
         t0 = time.monotonic()
         await engine.executor.close()
         assert time.monotonic() - t0 < 5.0

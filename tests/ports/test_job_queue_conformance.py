@@ -94,7 +94,9 @@ async def test_payloads_round_trip_byte_for_byte_and_go_when_the_job_ends(
 async def test_concurrent_claimers_take_every_job_exactly_once(
     store: JobStore, harness: StoreHarness
 ) -> None:
-    replicas = [store] + ([await harness.make() for _ in range(5)] if harness.shared_between_instances else [])
+    replicas = [store] + (
+        [await harness.make() for _ in range(5)] if harness.shared_between_instances else []
+    )
     t0 = harness.clock.now()
     count = 120
     await asyncio.gather(*(store.create(job(f"job-{i:03}", t0 + i / 1000)) for i in range(count)))
@@ -127,7 +129,9 @@ async def test_a_tenant_runs_at_most_its_cap(store: JobStore, harness: StoreHarn
 
 
 async def test_concurrent_claims_keep_a_tenant_under_its_cap(store: JobStore, harness: StoreHarness) -> None:
-    replicas = [store] + ([await harness.make() for _ in range(3)] if harness.shared_between_instances else [])
+    replicas = [store] + (
+        [await harness.make() for _ in range(3)] if harness.shared_between_instances else []
+    )
     t0 = harness.clock.now()
     await asyncio.gather(*(store.create(job(f"job-{i:02}", t0 + i, tenant="acme")) for i in range(20)))
     claims = await asyncio.gather(
@@ -245,7 +249,9 @@ async def test_the_queue_refuses_payloads_past_its_bytes(store: JobStore, harnes
 async def test_concurrent_creates_cannot_pass_the_bound_together(
     store: JobStore, harness: StoreHarness
 ) -> None:
-    replicas = [store] + ([await harness.make() for _ in range(3)] if harness.shared_between_instances else [])
+    replicas = [store] + (
+        [await harness.make() for _ in range(3)] if harness.shared_between_instances else []
+    )
     t0 = harness.clock.now()
     limits = QueueLimits(max_queued_jobs=5)
 
@@ -280,7 +286,9 @@ async def test_an_idempotency_key_returns_the_first_job(store: JobStore, harness
 async def test_concurrent_submissions_with_one_key_make_one_job(
     store: JobStore, harness: StoreHarness
 ) -> None:
-    replicas = [store] + ([await harness.make() for _ in range(3)] if harness.shared_between_instances else [])
+    replicas = [store] + (
+        [await harness.make() for _ in range(3)] if harness.shared_between_instances else []
+    )
     t0 = harness.clock.now()
     made = await asyncio.gather(
         *(

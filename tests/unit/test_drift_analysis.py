@@ -284,11 +284,8 @@ class NoJobs:
     def __init__(self) -> None:
         self.submitted: list[str] = []
 
-    async def submit(self, job_type: str, task: object, *args: object) -> object:
+    async def submit(self, job_type: str, job_input: object, **options: object) -> object:
         self.submitted.append(job_type)
-        return None
-
-    def cancel_local(self, job_id: str) -> None:
         return None
 
 

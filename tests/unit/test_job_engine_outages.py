@@ -15,9 +15,11 @@ from adapters.memory.job_store import InMemoryJobStore
 from application.errors import DependencyUnavailable
 from application.get_job import GetJob
 from application.job_executor import JobExecutor, JobSettings
+from application.ports import Claim, QueueDepth
 from domain.jobs import Job, JobStatus
 from support.clock import FakeClock, settle
 from support.eventually import eventually
+from support.jobs import HeldJobInputs, submit_task, task_handlers
 from support.presenter import DocumentPresenter
 from support.stepper import Stepper
 
@@ -35,9 +37,11 @@ class SwitchedStore(InMemoryJobStore):
         self.down = False
         self.lose_reply: set[str] = set()
         self.calls = 0
+        self.calls_to: dict[str, int] = {}
 
     async def _gate(self, name: str, call: Callable[[], Any]) -> Any:
         self.calls += 1
+        self.calls_to[name] = self.calls_to.get(name, 0) + 1
         if self.down:
             raise DependencyUnavailable("the job store is unreachable (test)")
         result = await call()
@@ -50,8 +54,19 @@ class SwitchedStore(InMemoryJobStore):
         self.calls += 1
         return "the job store is unreachable (test)" if self.down else None
 
-    async def create(self, job: Job) -> None:
-        await self._gate("create", lambda: InMemoryJobStore.create(self, job))
+    async def create(self, job: Job, **kwargs: Any) -> Job:
+        created: Job = await self._gate("create", lambda: InMemoryJobStore.create(self, job, **kwargs))
+        return created
+
+    async def claim_next(self, **kwargs: Any) -> Claim | None:
+        claim: Claim | None = await self._gate(
+            "claim_next", lambda: InMemoryJobStore.claim_next(self, **kwargs)
+        )
+        return claim
+
+    async def queue_depth(self) -> QueueDepth:
+        depth: QueueDepth = await self._gate("queue_depth", lambda: InMemoryJobStore.queue_depth(self))
+        return depth
 
     async def get(self, job_id: str) -> Job | None:
         job: Job | None = await self._gate("get", lambda: InMemoryJobStore.get(self, job_id))
@@ -69,9 +84,9 @@ class SwitchedStore(InMemoryJobStore):
         job: Job = await self._gate("finish", lambda: InMemoryJobStore.finish(self, job_id, **kwargs))
         return job
 
-    async def reap_expired_leases(self, *, now: float) -> list[Job]:
+    async def reap_expired_leases(self, *, now: float, max_attempts: int = 1) -> list[Job]:
         jobs: list[Job] = await self._gate(
-            "reap", lambda: InMemoryJobStore.reap_expired_leases(self, now=now)
+            "reap", lambda: InMemoryJobStore.reap_expired_leases(self, now=now, max_attempts=max_attempts)
         )
         return jobs
 
@@ -92,7 +107,11 @@ def store(clock: FakeClock) -> SwitchedStore:
 
 @pytest.fixture
 async def executor(store: SwitchedStore, clock: FakeClock) -> AsyncIterator[JobExecutor]:
-    engine = JobExecutor(store, InlineRunner(queue_limit=8), clock, SETTINGS, DocumentPresenter())
+    engine = task_handlers(
+        JobExecutor(
+            store, InlineRunner(queue_limit=8, slots=8), clock, SETTINGS, DocumentPresenter(), HeldJobInputs()
+        )
+    )
     await engine.start()
     try:
         yield engine
@@ -126,8 +145,8 @@ async def test_results_finished_during_an_outage_are_written_when_it_ends_and_pa
     store: SwitchedStore, executor: JobExecutor, clock: FakeClock, stepper: Callable[..., Stepper]
 ) -> None:
     first, second = stepper({"value": 1}), stepper({"value": 2})
-    kept = await executor.submit("segmentation", first)
-    noted = await executor.submit("segmentation", second)
+    kept = await submit_task(executor, "segmentation", first)
+    noted = await submit_task(executor, "segmentation", second)
     for job in (kept, noted):
         await _stored(store, job.id, lambda j: j.status is JobStatus.RUNNING)
     store.down = True
@@ -155,14 +174,15 @@ async def test_a_dead_store_is_asked_once_per_round_at_a_growing_interval(
 ) -> None:
     tasks = [stepper({"value": i}) for i in range(4)]
     for task in tasks:
-        await executor.submit("segmentation", task)
+        await submit_task(executor, "segmentation", task)
     await clock.elapse(1)
     store.down = True
-    before = store.calls
+    before = store.calls_to.get("heartbeat", 0)
     await clock.elapse(60)
     # Without backoff: 120 rounds of 4 heartbeats. With it: 1, 2, 4, then every 5 s, one call a round.
-    heartbeat_rounds = store.calls - before - 6  # the reaper's passes, every 10 s
+    heartbeat_rounds = store.calls_to["heartbeat"] - before
     assert 0 < heartbeat_rounds <= 16
+    before = store.calls
     store.down = False
     await clock.elapse(SETTINGS.longest_retry_seconds)
     for task in tasks:
@@ -170,13 +190,21 @@ async def test_a_dead_store_is_asked_once_per_round_at_a_growing_interval(
     await eventually(lambda: not executor.unwritten and store.calls > before, what="the jobs written")
 
 
-@pytest.mark.parametrize("lost", ["start_job", "finish"])
+@pytest.mark.parametrize("lost", ["create", "finish"])
 async def test_a_transition_whose_reply_was_lost_is_not_taken_for_a_cancel(
     store: SwitchedStore, executor: JobExecutor, clock: FakeClock, stepper: Callable[..., Stepper], lost: str
 ) -> None:
     task = stepper({"value": 3})
     store.lose_reply.add(lost)
-    job = await executor.submit("segmentation", task)
+    if lost == "create":
+        # The submitter hears DEPENDENCY_UNAVAILABLE; the job is queued all the same, and runs.
+        with pytest.raises(DependencyUnavailable):
+            await submit_task(executor, "segmentation", task)
+        [entry] = store._entries.values()
+        job = entry.job
+        await clock.elapse(SETTINGS.poll_seconds)  # nobody woke the dispatcher: its next look
+    else:
+        job = await submit_task(executor, "segmentation", task)
     await settle()
     task.release()
     await eventually(lambda: task.ended.is_set(), what="the task ending")
@@ -189,10 +217,12 @@ async def test_a_transition_whose_reply_was_lost_is_not_taken_for_a_cancel(
 async def test_close_writes_the_outcomes_it_holds(
     store: SwitchedStore, clock: FakeClock, stepper: Callable[..., Stepper]
 ) -> None:
-    executor = JobExecutor(store, InlineRunner(), clock, SETTINGS, DocumentPresenter())
+    executor = task_handlers(
+        JobExecutor(store, InlineRunner(), clock, SETTINGS, DocumentPresenter(), HeldJobInputs())
+    )
     await executor.start()
     task = stepper({"value": 4})
-    job = await executor.submit("segmentation", task)
+    job = await submit_task(executor, "segmentation", task)
     await _stored(store, job.id, lambda j: j.status is JobStatus.RUNNING)
     store.down = True
     task.release()
@@ -207,20 +237,17 @@ async def test_the_reaper_counts_a_lease_only_from_the_end_of_an_outage(
     store: SwitchedStore, executor: JobExecutor, clock: FakeClock
 ) -> None:
     now = clock.now()
-    job = Job(
-        id="of-a-dead-replica",
-        type="segmentation",
-        status=JobStatus.QUEUED,
-        created_at=now,
-        owner="replica-dead",
-        lease_expires_at=now + 5,
-    )
-    await store.create(job)
+    job = Job(id="of-a-dead-replica", type="segmentation", status=JobStatus.QUEUED, created_at=now)
+    await InMemoryJobStore.create(store, job)
+    # On its last attempt, so that the reaper fails it rather than give it to this replica.
+    await InMemoryJobStore.start_job(store, job.id, owner="replica-dead", now=now, lease_seconds=5)
+    await InMemoryJobStore.requeue(store, job.id, owner="replica-dead", refund_attempt=False)
+    await InMemoryJobStore.start_job(store, job.id, owner="replica-dead", now=now, lease_seconds=5)
     store.down = True
     await clock.elapse(60)  # its lease ran out during the outage: that says nothing about its worker
     store.down = False
     await clock.elapse(SETTINGS.lease_seconds - SETTINGS.reaper_seconds)
-    assert (await store.get(job.id)).status is JobStatus.QUEUED  # type: ignore[union-attr]
+    assert (await store.get(job.id)).status is JobStatus.RUNNING  # type: ignore[union-attr]
     await clock.elapse(2 * SETTINGS.reaper_seconds)  # a whole lease with the store back
     reaped = await store.get(job.id)
     assert reaped is not None and reaped.error is not None and reaped.error.code == "WORKER_LOST"

@@ -5,6 +5,7 @@ tests/integration/test_job_executor_processes.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from application.analyze_content import AnalyzeContent
 from application.analyze_policies import AnalyzePolicies
 from application.errors import Busy
 from application.job_executor import JobExecutor, JobSettings
+from application.ports import QueueLimits
 from application.segment_customers import SegmentCustomers
 from domain.content import ContentSpec
 from domain.data import InlineColumns
@@ -26,7 +28,7 @@ from domain.segmentation import SegmentationSpec
 from support import tasks
 from support.clock import FakeClock, settle
 from support.eventually import eventually
-from support.jobs import CountingStore, Engine, started_engine
+from support.jobs import CountingStore, Engine, HeldJobInputs, started_engine
 from support.presenter import DocumentPresenter
 from support.stepper import Stepper
 
@@ -75,10 +77,11 @@ async def test_a_job_goes_queued_running_completed_with_progress_from_each_heart
     inline: Engine, clock: FakeClock, stepper: Callable[..., Stepper]
 ) -> None:
     task = stepper(3, {"value": 7, "squares": [49]})
-    submitted = await inline.executor.submit("segmentation", task)
+    submitted = await inline.submit("segmentation", task)
     assert submitted.status is JobStatus.QUEUED and submitted.progress == 0.0
-    assert submitted.owner == inline.executor.owner
-    assert (await inline.wait(submitted.id, lambda j: j.status is JobStatus.RUNNING)).progress == 0.0
+    assert (submitted.owner, submitted.attempts) == (None, 0)  # in the queue, nobody's yet
+    claimed = await inline.wait(submitted.id, lambda j: j.status is JobStatus.RUNNING)
+    assert (claimed.progress, claimed.owner, claimed.attempts) == (0.0, inline.executor.owner, 1)
 
     stored_progress = []
     for report in range(1, 4):
@@ -101,9 +104,7 @@ async def test_a_job_goes_queued_running_completed_with_progress_from_each_heart
 
 
 async def test_a_task_raising_insufficient_data_ends_failed_with_that_code(inline: Engine) -> None:
-    job = await inline.executor.submit(
-        "segmentation", tasks.job_raises, InsufficientData, "only 3 distinct rows"
-    )
+    job = await inline.submit("segmentation", tasks.job_raises, InsufficientData, "only 3 distinct rows")
     done = await inline.final(job.id)
     assert done.status is JobStatus.FAILED
     assert done.error is not None
@@ -111,16 +112,17 @@ async def test_a_task_raising_insufficient_data_ends_failed_with_that_code(inlin
     assert done.result is None
 
 
-async def test_close_with_the_inline_runner_fails_the_job_and_stops_its_thread(
+async def test_close_gives_a_running_job_back_to_the_queue_and_stops_its_thread(
     clock: FakeClock, stepper: Callable[..., Stepper]
 ) -> None:
     engine = await started_engine(InlineRunner(), clock, SETTINGS)
     task = stepper(3)
-    job = await engine.executor.submit("segmentation", task)
+    job = await engine.submit("segmentation", task)
     await engine.wait(job.id, lambda j: j.status is JobStatus.RUNNING)
     await engine.executor.close()
-    done = await engine.job(job.id)
-    assert done.status is JobStatus.FAILED and done.error is not None and done.error.code == "SHUTDOWN"
+    back = await engine.job(job.id)
+    # A deploy is not the job's failure: queued again for another replica, the attempt not counted.
+    assert (back.status, back.attempts, back.owner, back.error) == (JobStatus.QUEUED, 0, None, None)
     task.go()
     await eventually(task.ended.is_set, what="the task's thread ending")
     assert task.reports == 0, "the task's thread ran on after close()"
@@ -129,52 +131,47 @@ async def test_close_with_the_inline_runner_fails_the_job_and_stops_its_thread(
 # ------------------------------------------------------------------------- leases and the reaper
 
 
-async def test_the_reaper_fails_jobs_whose_lease_ran_out_with_worker_lost(clock: FakeClock) -> None:
+async def test_the_reaper_queues_a_dead_replicas_job_again_and_fails_it_after_its_last_attempt(
+    clock: FakeClock,
+) -> None:
     store = CountingStore(clock)
     now = clock.now()
-    for job_id, start in (("dead-running", True), ("dead-queued", False)):
-        await store.create(
-            Job(
-                id=job_id,
-                type="segmentation",
-                status=JobStatus.QUEUED,
-                created_at=now - 100,
-                owner="replica-dead",
-                lease_expires_at=now - 60,
-            )
-        )
-        if start:
-            await store.start_job(job_id, owner="replica-dead", now=now - 90, lease_seconds=5)
-    await store.create(
-        Job(
-            id="alive-elsewhere",
-            type="segmentation",
-            status=JobStatus.QUEUED,
-            created_at=now,
-            owner="replica-other",
-            lease_expires_at=now + 3600,
-        )
-    )
-    executor = JobExecutor(store, InlineRunner(), clock, SETTINGS, DocumentPresenter())
+    for job_id, attempts in (("first-attempt", 1), ("last-attempt", 2), ("alive-elsewhere", 1)):
+        await store.create(Job(id=job_id, type="segmentation", status=JobStatus.QUEUED, created_at=now - 100))
+        for attempt in range(attempts):
+            if attempt:
+                await store.requeue(job_id, owner="replica-dead", refund_attempt=False)
+            owner = "replica-other" if job_id == "alive-elsewhere" else "replica-dead"
+            lease = 3600 if job_id == "alive-elsewhere" else 5
+            await store.start_job(job_id, owner=owner, now=now - 90, lease_seconds=lease)
+    # This replica's one slot is taken, so what the reaper queues stays queued.
+    runner = InlineRunner()
+    runner.reserve()
+    executor = JobExecutor(store, runner, clock, SETTINGS, DocumentPresenter(), HeldJobInputs())
     await executor.start()
     await settle()  # its first reaper pass
     try:
         # A replica trusts an expired lease only once it has reached the store for a whole lease
         # itself (it cannot know whether the store was just down, with every renewal).
         await clock.elapse(SETTINGS.lease_seconds - SETTINGS.reaper_seconds)
-        assert (await store.get("dead-running")).status is JobStatus.RUNNING  # type: ignore[union-attr]
+        assert (await store.get("first-attempt")).status is JobStatus.RUNNING  # type: ignore[union-attr]
         await clock.elapse(SETTINGS.reaper_seconds)
-        for job_id in ("dead-running", "dead-queued"):
-            job = await store.get(job_id)
-            assert job is not None and job.status is JobStatus.FAILED and job.error is not None
-            assert job.error.code == "WORKER_LOST"
+        again = await store.get("first-attempt")
+        assert again is not None and (again.status, again.attempts, again.owner) == (
+            JobStatus.QUEUED,
+            1,
+            None,
+        )
+        lost = await store.get("last-attempt")
+        assert lost is not None and lost.status is JobStatus.FAILED and lost.error is not None
+        assert (lost.error.code, lost.attempts) == ("WORKER_LOST", 2)
         other = await store.get("alive-elsewhere")
-        assert other is not None and other.status is JobStatus.QUEUED
+        assert other is not None and other.status is JobStatus.RUNNING
         # Once the other replica stops renewing, its lease runs out too.
         clock.advance(3600)
         await clock.elapse(SETTINGS.reaper_seconds)
         other = await store.get("alive-elsewhere")
-        assert other is not None and other.error is not None and other.error.code == "WORKER_LOST"
+        assert other is not None and (other.status, other.attempts) == (JobStatus.QUEUED, 1)
     finally:
         await executor.close()
 
@@ -183,7 +180,7 @@ async def test_heartbeats_keep_a_job_longer_than_its_lease_alive(
     inline: Engine, clock: FakeClock, stepper: Callable[..., Stepper]
 ) -> None:
     task = stepper(1, {"value": 5})
-    job = await inline.executor.submit("segmentation", task)
+    job = await inline.submit("segmentation", task)
     await inline.wait(job.id, lambda j: j.status is JobStatus.RUNNING)
     await clock.elapse(3 * SETTINGS.lease_seconds)  # reaper passes included
     assert (await inline.job(job.id)).status is JobStatus.RUNNING
@@ -209,13 +206,13 @@ async def test_cancel_unknown_job_is_not_found(inline: Engine) -> None:
 async def test_cancel_is_idempotent_on_finished_jobs(
     inline: Engine, clock: FakeClock, stepper: Callable[..., Stepper]
 ) -> None:
-    job = await inline.executor.submit("segmentation", tasks.job_result, 4, 0.0)
+    job = await inline.submit("segmentation", tasks.job_result, 4, 0.0)
     completed = await inline.final(job.id)
     assert completed.status is JobStatus.COMPLETED
     assert await inline.cancel.execute(job.id) == completed  # unchanged
 
     task = stepper(3)
-    pending = await inline.executor.submit("segmentation", task)
+    pending = await inline.submit("segmentation", task)
     first = await inline.cancel.execute(pending.id)
     second = await inline.cancel.execute(pending.id)
     assert first.status is second.status is JobStatus.CANCELLED
@@ -230,20 +227,47 @@ async def test_cancel_is_idempotent_on_finished_jobs(
 async def test_submit_answers_busy_when_the_queue_is_full_and_creates_no_job(
     clock: FakeClock, stepper: Callable[..., Stepper]
 ) -> None:
-    engine = await started_engine(InlineRunner(queue_limit=1), clock, SETTINGS)
+    settings = JobSettings(
+        lease_seconds=2.0,
+        heartbeat_seconds=HEARTBEAT,
+        reaper_seconds=1.0,
+        limits=QueueLimits(max_queued_jobs=1),
+    )
+    engine = await started_engine(InlineRunner(queue_limit=1), clock, settings)
     try:
         task = stepper(3)
-        blocker = await engine.executor.submit("segmentation", task)
+        running = await engine.submit("segmentation", task)
+        await engine.wait(running.id, lambda j: j.status is JobStatus.RUNNING)
+        waiting = await engine.submit("segmentation", tasks.job_result, 1, 0.0)  # the one queue place
         with pytest.raises(Busy):
-            await engine.executor.submit("segmentation", tasks.job_result, 1, 0.0)
-        assert engine.store.created == [blocker.id]
-        await engine.cancel.execute(blocker.id)
-        task.go()  # the task stops at its next report, and its place comes back
-        await eventually(lambda: engine.runner.capacity().queued == 0, what="the place coming back")
-        job = await engine.executor.submit("segmentation", tasks.job_result, 1, 0.0)
+            await engine.submit("segmentation", tasks.job_result, 1, 0.0)
+        with pytest.raises(Busy):
+            await engine.executor.check_room()
+        assert engine.store.created == [running.id, waiting.id]
+        task.go()
+        task.release()
+        assert (await engine.final(running.id)).status is JobStatus.COMPLETED
+        assert (await engine.final(waiting.id)).status is JobStatus.COMPLETED
+        job = await engine.submit("segmentation", tasks.job_result, 1, 0.0)
         assert (await engine.final(job.id)).status is JobStatus.COMPLETED
     finally:
         await engine.executor.close()
+
+
+async def test_jobs_run_oldest_first_one_per_free_slot(
+    inline: Engine, stepper: Callable[..., Stepper]
+) -> None:
+    blocker = stepper(1)
+    first = await inline.submit("segmentation", blocker)
+    await inline.wait(first.id, lambda j: j.status is JobStatus.RUNNING)
+    later = [await inline.submit("segmentation", tasks.job_result, n, 0.0) for n in range(3)]
+    await asyncio.sleep(0.3)  # the inline runner has one slot: the rest wait
+    assert [(await inline.job(j.id)).status for j in later] == [JobStatus.QUEUED] * 3
+    blocker.release()
+    done = [await inline.final(j.id) for j in later]
+    assert [j.status for j in done] == [JobStatus.COMPLETED] * 3
+    started = [j.started_at for j in done]
+    assert started == sorted(started)  # type: ignore[type-var]
 
 
 # ------------------------------------------------------------------------- analysis use cases (submit side)
@@ -263,7 +287,11 @@ class _NeverCalled:
 
 
 def _segment(engine: Engine) -> SegmentCustomers:
-    return SegmentCustomers(InlineDatasetSource(), engine.executor, engine.runner, FakeSegmenter(), 1000, 60)
+    use_case = SegmentCustomers(
+        InlineDatasetSource(), engine.executor, engine.runner, FakeSegmenter(), 1000, 60
+    )
+    engine.executor.register(use_case)
+    return use_case
 
 
 async def test_segment_customers_queues_a_job_whose_result_echoes_the_ids(inline: Engine) -> None:

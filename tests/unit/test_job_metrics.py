@@ -5,16 +5,13 @@ job, and durations are read on the engine's clock from the submission."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from adapters.compute.inline_runner import InlineRunner
 from adapters.metrics.prometheus_jobs import PrometheusJobObserver
-from application.errors import TaskCancelled
 from application.job_executor import JobSettings
 from domain.errors import InsufficientData
 from domain.jobs import JobStatus
@@ -51,28 +48,8 @@ class Scrape:
                     counts[status] = counts.get(status, 0.0) + sample.value
         return counts
 
-    def gauges(self) -> tuple[float, float]:
-        return self.value("ml_worker_jobs_queued"), self.value("ml_worker_jobs_running")
-
-
-class QueueingRunner(InlineRunner):
-    """The InlineRunner behind one worker that stays busy until `free` is set, so a job waits in the
-    queue as in the process pool, and a cancel reaches it there (TaskCancelled, before any start)."""
-
-    def __init__(self) -> None:
-        super().__init__(queue_limit=4)
-        self.free = asyncio.Event()
-
-    async def run(self, task: Callable[..., Any], *args: Any, **options: Any) -> Any:
-        cancel: asyncio.Event = options["cancel_event"]
-        waits = {asyncio.ensure_future(self.free.wait()), asyncio.ensure_future(cancel.wait())}
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for wait in waits:
-            wait.cancel()
-        if cancel.is_set():
-            options["reservation"].release()
-            raise TaskCancelled("cancelled while queued")
-        return await super().run(task, *args, **options)
+    def running(self) -> float:
+        return self.value("ml_worker_jobs_running")
 
 
 @pytest.fixture
@@ -116,80 +93,84 @@ async def test_a_job_that_succeeds_counts_once_as_completed_with_its_duration_fr
     engine: Engine, clock: FakeClock, scrape: Scrape, stepper: Callable[..., Stepper]
 ) -> None:
     task = stepper()
-    job = await engine.executor.submit(TYPE, task)
+    job = await engine.submit(TYPE, task)
     assert scrape.value("ml_worker_jobs_submitted_total") == 1
     await eventually(task.started.is_set, what="the task starting")
-    await eventually(scrape.gauges, lambda g: g == (0, 1), what="one job running, none queued")
+    await eventually(scrape.running, lambda g: g == 1, what="one job running, none queued")
     assert scrape.value("ml_worker_job_queue_wait_seconds_count") == 1
     await clock.elapse(7.0)  # heartbeats renew the lease meanwhile
     task.release()
     assert (await engine.final(job.id)).status is JobStatus.COMPLETED
     await eventually(lambda: scrape.finished("completed"), lambda n: n == 1, what="the completed count")
     assert scrape.finished_by_status() == {"completed": 1.0}
-    assert scrape.gauges() == (0, 0)
+    assert scrape.running() == 0
     assert scrape.value("ml_worker_job_duration_seconds_count", status="completed") == 1
     assert scrape.value("ml_worker_job_duration_seconds_sum", status="completed") == pytest.approx(7.0)
 
 
 async def test_a_job_that_fails_counts_once_under_its_error_code(engine: Engine, scrape: Scrape) -> None:
-    job = await engine.executor.submit(TYPE, tasks.job_raises, InsufficientData, "only 3 distinct rows")
+    job = await engine.submit(TYPE, tasks.job_raises, InsufficientData, "only 3 distinct rows")
     assert (await engine.final(job.id)).status is JobStatus.FAILED
     await eventually(lambda: scrape.finished("failed", "INSUFFICIENT_DATA"), lambda n: n == 1, what="count")
-    crashed = await engine.executor.submit(TYPE, tasks.crash)
+    crashed = await engine.submit(TYPE, tasks.crash)
     assert (await engine.final(crashed.id)).status is JobStatus.FAILED
     await eventually(lambda: scrape.finished("failed", "INTERNAL"), lambda n: n == 1, what="count")
     assert scrape.finished_by_status() == {"failed": 2.0}
     assert scrape.value("ml_worker_job_duration_seconds_count", status="failed") == 2
-    assert scrape.gauges() == (0, 0)
+    assert scrape.running() == 0
 
 
 async def test_a_job_cancelled_while_running_counts_once_as_cancelled(
     engine: Engine, scrape: Scrape, stepper: Callable[..., Stepper]
 ) -> None:
     task = stepper()
-    job = await engine.executor.submit(TYPE, task)
-    await eventually(scrape.gauges, lambda g: g == (0, 1), what="the job running")
+    job = await engine.submit(TYPE, task)
+    await eventually(scrape.running, lambda g: g == 1, what="the job running")
     await engine.cancel.execute(job.id)
     task.go()  # it stops at its next report
     await eventually(lambda: scrape.finished("cancelled"), lambda n: n == 1, what="the cancelled count")
     assert scrape.finished_by_status() == {"cancelled": 1.0}
-    assert scrape.gauges() == (0, 0)
+    assert scrape.running() == 0
 
 
-async def test_a_job_cancelled_in_the_queue_leaves_the_queued_gauge_and_never_counts_as_running(
+async def test_a_job_cancelled_in_the_queue_counts_once_as_cancelled_and_never_as_running(
     clock: FakeClock, registry: CollectorRegistry, scrape: Scrape
 ) -> None:
-    runner = QueueingRunner()
+    runner = InlineRunner()
     engine = await started_engine(runner, clock, SETTINGS, PrometheusJobObserver(registry))
+    slot = runner.reserve()  # the one slot is taken: the job waits in the queue
     try:
-        job = await engine.executor.submit(TYPE, tasks.job_result, 1, 0.0)
+        job = await engine.submit(TYPE, tasks.job_result, 1, 0.0)
         await clock.elapse(3.0)
-        assert scrape.gauges() == (1, 0)
+        assert scrape.value("ml_worker_jobs_submitted_total") == 1
+        assert scrape.value("ml_worker_jobs_claimed_total") == 0
         await engine.cancel.execute(job.id)
-        await eventually(lambda: scrape.finished("cancelled"), lambda n: n == 1, what="the cancelled count")
-        assert scrape.gauges() == (0, 0)
+        assert scrape.finished_by_status() == {"cancelled": 1.0}
+        assert scrape.running() == 0
         assert scrape.value("ml_worker_job_queue_wait_seconds_count") == 0  # it never started
         assert scrape.value("ml_worker_job_duration_seconds_sum", status="cancelled") == pytest.approx(3.0)
-        runner.free.set()
-        finished = await engine.executor.submit(TYPE, tasks.job_result, 2, 0.0)
+        slot.release()
+        finished = await engine.submit(TYPE, tasks.job_result, 2, 0.0)
         assert (await engine.final(finished.id)).status is JobStatus.COMPLETED
         await eventually(lambda: scrape.finished("completed"), lambda n: n == 1, what="the completed count")
         assert scrape.finished_by_status() == {"cancelled": 1.0, "completed": 1.0}
-        assert scrape.gauges() == (0, 0)
+        assert scrape.value("ml_worker_jobs_claimed_total") == 1
+        assert scrape.running() == 0
     finally:
         await engine.executor.close()
 
 
-async def test_a_job_stopped_by_shutdown_counts_once_as_failed_shutdown(
+async def test_a_job_stopped_by_shutdown_counts_as_requeued_not_finished(
     clock: FakeClock, registry: CollectorRegistry, scrape: Scrape, stepper: Callable[..., Stepper]
 ) -> None:
     engine = await started_engine(InlineRunner(), clock, SETTINGS, PrometheusJobObserver(registry))
     task = stepper()
-    await engine.executor.submit(TYPE, task)
-    await eventually(scrape.gauges, lambda g: g == (0, 1), what="the job running")
+    await engine.submit(TYPE, task)
+    await eventually(scrape.running, lambda g: g == 1, what="the job running")
     await engine.executor.close()
-    assert scrape.finished_by_status() == {"failed": 1.0}
-    assert scrape.finished("failed", "SHUTDOWN") == 1
-    assert scrape.gauges() == (0, 0)
+    # Given back to the queue for another replica: not an outcome, and no longer running here.
+    assert scrape.finished_by_status() == {}
+    assert scrape.value("ml_worker_jobs_requeued_total", reason="shutdown") == 1
+    assert scrape.running() == 0
     task.go()  # its thread stops at the next report, before the test's loop closes
     await eventually(task.ended.is_set, what="the task's thread ending")

@@ -8,7 +8,7 @@ from entrypoints.container import Container, resolve_services
 from support import tasks
 from support.app import make_settings
 from support.clock import FakeClock
-from support.jobs import Engine
+from support.jobs import Engine, task_handlers
 from support.presenter import DocumentPresenter
 
 
@@ -35,6 +35,7 @@ async def test_an_overridden_clock_times_the_executor_the_store_and_cancels() ->
     await container.init_resources()
     try:
         services = await resolve_services(container)
+        task_handlers(await container.executor())  # the toy tasks run as any job type
         engine = Engine(
             services.job_store,  # type: ignore[arg-type]
             services.runner,
@@ -43,10 +44,10 @@ async def test_an_overridden_clock_times_the_executor_the_store_and_cancels() ->
             services.get_job,
             services.cancel_job,
         )
-        done = await engine.final((await engine.executor.submit("segmentation", tasks.job_result, 2, 0.0)).id)
+        done = await engine.final((await engine.submit("segmentation", tasks.job_result, 2, 0.0)).id)
         assert done.created_at == done.finished_at == clock.now()
         clock.advance(5)
-        pending = await engine.executor.submit("segmentation", tasks.job_result, 3, 0.0)
+        pending = await engine.submit("segmentation", tasks.job_result, 3, 0.0)
         cancelled = await services.cancel_job.execute(pending.id)
         assert cancelled.finished_at == clock.now()
         # The store reads the same clock: a finished job is gone once its retention time has passed.

@@ -27,8 +27,10 @@ class _Place(Reservation):
 class InlineRunner(ComputeRunner):
     """Cancellation is cooperative here: a cancel seen between progress reports stops the task."""
 
-    def __init__(self, queue_limit: int = 64) -> None:
+    def __init__(self, queue_limit: int = 64, *, slots: int = 1) -> None:
         self._queue_limit = queue_limit
+        # The jobs run at once (each in its own thread), as `slots` compute workers would.
+        self._slots = slots
         self._queued = 0
 
     def reserve(self) -> Reservation:
@@ -39,7 +41,7 @@ class InlineRunner(ComputeRunner):
 
     def capacity(self) -> PoolCapacity:
         return PoolCapacity(
-            workers=1,
+            workers=self._slots,
             threads_per_task=1,
             busy=0,
             queued=self._queued,

@@ -138,9 +138,9 @@ class InMemoryJobStore(JobStore):
                 (job for job in live if job.status is JobStatus.QUEUED), key=lambda j: (j.created_at, j.id)
             )
             for job in waiting:
-                if tenant_cap is not None and job.tenant_id is not None:
-                    if running.get(job.tenant_id, 0) >= tenant_cap:
-                        continue
+                capped = tenant_cap is not None and job.tenant_id is not None
+                if capped and running.get(job.tenant_id or "", 0) >= (tenant_cap or 0):
+                    continue
                 started = self._start(job, owner, now, lease_seconds)
                 return Claim(started, self._entries[job.id].payload)
             return None
@@ -212,8 +212,10 @@ class InMemoryJobStore(JobStore):
         stored_result = None if result is None else _detached_json(result)
         async with self._lock:
             job = self._require(job_id)
-            if owner is not None and job.status in ACTIVE_STATES and (
-                job.status is not JobStatus.RUNNING or job.owner != owner
+            if (
+                owner is not None
+                and job.status in ACTIVE_STATES
+                and (job.status is not JobStatus.RUNNING or job.owner != owner)
             ):
                 raise IllegalTransition(f"job {job_id!r} is no longer run by {owner}")
             if status is JobStatus.COMPLETED:
@@ -228,7 +230,9 @@ class InMemoryJobStore(JobStore):
             return final
 
     def _end(self, final: Job, expires_at: float) -> None:
-        self._entries[final.id] = replace(self._entries[final.id], job=final, expires_at=expires_at, payload=None)
+        self._entries[final.id] = replace(
+            self._entries[final.id], job=final, expires_at=expires_at, payload=None
+        )
 
     async def reap_expired_leases(self, *, now: float, max_attempts: int = 1) -> list[Job]:
         failure = JobFailure(WorkerLost.code, "the worker running this job stopped sending heartbeats")

@@ -92,6 +92,8 @@ class PrometheusJobObserver(JobObserver):
 
     def job_requeued(self, job_type: str, reason: str) -> None:
         self.requeued.labels(job_type, reason).inc()
+        if reason == "shutdown":  # one of this replica's running jobs (a lost one ran elsewhere)
+            self.running.labels(job_type).dec()
 
     def job_lost(self, job_type: str) -> None:
         self.lost.labels(job_type).inc()
