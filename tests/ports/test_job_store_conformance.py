@@ -462,14 +462,15 @@ async def test_unicode_everywhere_round_trips(store: JobStore, harness: StoreHar
     job = queued(job_id, t0, job_type=f"type {UNICODE}")
     await store.create(job)
     assert await store.get(job_id) == job
-    await store.start_job(job_id, owner=f"owner {UNICODE}", now=t0, lease_seconds=30)
-    beat = await store.heartbeat(job_id, owner=OWNER, now=t0, lease_seconds=30, progress=0.1, message=UNICODE)
+    owner = f"owner {UNICODE}"
+    await store.start_job(job_id, owner=owner, now=t0, lease_seconds=30)
+    beat = await store.heartbeat(job_id, owner=owner, now=t0, lease_seconds=30, progress=0.1, message=UNICODE)
     assert beat.message == UNICODE
     result = {UNICODE: [UNICODE, {"名前": UNICODE}], "emoji": "🚀" * 1000}
     done = await store.finish(job_id, status=JobStatus.COMPLETED, now=t0 + 1, result=result)
     assert await store.get(job_id) == done
     assert done.result == result
-    assert done.owner == f"owner {UNICODE}"
+    assert done.owner == owner
 
     await running(store, "failing", t0)
     failure = JobFailure("INSUFFICIENT_DATA", f"colonne « âge » constante — {UNICODE}")
