@@ -1,4 +1,5 @@
-"""The queue's statements for the PostgreSQL job store: claim, requeue, reap, and the queue's size.
+"""The queue's statements for the PostgreSQL job store: claim, requeue, reap, the queue's size and
+its bounds.
 
 A claim is one statement:
 
@@ -28,14 +29,18 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Double, Select, Text, Update, and_, case, func, literal, null, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.postgres.job_table import ACTIVE, JobTable
-from application.errors import WorkerLost
+from application.errors import Busy, WorkerLost
+from application.ports import QueueLimits
 from domain.jobs import JOB_FORMAT, OLDEST_CLAIMABLE_FORMAT, JobStatus
 
 QUEUED = JobStatus.QUEUED.value
 RUNNING = JobStatus.RUNNING.value
 WORKER_LOST_MESSAGE = "the worker running this job stopped sending heartbeats"
+# Busy's advice: queue room comes back as jobs are claimed, within seconds.
+_RETRY_AFTER_SECONDS = 5
 
 
 def claim_statement(
@@ -146,3 +151,22 @@ def depth_query(jobs: JobTable) -> Select[Any]:
         func.count().filter(t.c.status == RUNNING).label("running"),
         func.coalesce(func.sum(t.c.payload_bytes), 0).label("payload_bytes"),
     ).where(t.c.status.in_(ACTIVE))
+
+
+async def check_room(conn: AsyncConnection, jobs: JobTable, limits: QueueLimits, size: int) -> None:
+    """Busy when the queue holds `limits` already, or would with `size` more payload bytes."""
+    depth = (await conn.execute(depth_query(jobs))).one()._mapping
+    queued, active_bytes = depth["queued"], depth["payload_bytes"]
+    if queued >= limits.max_queued_jobs:
+        raise Busy(
+            f"the job queue is full: {queued} jobs wait"
+            f" (ML_WORKER_MAX_QUEUED_JOBS={limits.max_queued_jobs}); retry later",
+            _RETRY_AFTER_SECONDS,
+        )
+    if limits.max_queued_bytes is not None and active_bytes + size > limits.max_queued_bytes:
+        raise Busy(
+            f"the inputs of the queued and running jobs ({active_bytes} bytes) and this one"
+            f" ({size} bytes) would pass ML_WORKER_MAX_QUEUED_MB"
+            f" ({limits.max_queued_bytes} bytes); retry later",
+            _RETRY_AFTER_SECONDS,
+        )

@@ -21,6 +21,7 @@ rejected with ValidationFailed (payloads are bytes and may hold anything).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import replace
 from typing import Any
 
@@ -33,13 +34,13 @@ from adapters.job_json import encode_result
 from adapters.postgres.job_connection import PostgresJobConnection
 from adapters.postgres.job_queue import (
     RUNNING,
+    check_room,
     claim_statement,
     depth_query,
     reap_statement,
     requeue_statement,
 )
 from adapters.postgres.job_table import ACTIVE, job_from_row, jsonb, new_row
-from application.errors import Busy
 from application.ports import Claim, JobStore, QueueDepth, QueueLimits
 from domain.errors import IllegalTransition, NotFound, ValidationFailed
 from domain.jobs import Job, JobFailure, JobStatus, check_outcome
@@ -51,8 +52,6 @@ _INLINE_RESULT_BYTES = 262_144
 _WIRE_PER_STORED_BYTE = 8
 # The same for payloads, whose size is known exactly (payload_bytes).
 _INLINE_PAYLOAD_BYTES = 262_144
-# Busy's advice: queue room comes back as jobs are claimed, within seconds.
-_RETRY_AFTER_SECONDS = 5
 
 
 class PostgresJobStore(PostgresJobConnection, JobStore):
@@ -100,7 +99,7 @@ class PostgresJobStore(PostgresJobConnection, JobStore):
                 if (earlier := await self._by_key(conn, idempotency_key)) is not None:
                     return earlier
             if limits is not None:
-                await self._check_room(conn, limits, size)
+                await check_room(conn, self._jobs, limits, size)
             row = (await conn.execute(stmt)).first()
             if row is None:
                 earlier = None if idempotency_key is None else await self._by_key(conn, idempotency_key)
@@ -140,7 +139,13 @@ class PostgresJobStore(PostgresJobConnection, JobStore):
         job, size, data = taken
         if size > _INLINE_PAYLOAD_BYTES:
             # Too large for the claim's deadline: read on its own, while the job is still ours.
-            found = await self._read_payload(job.id, size, running_under=owner)
+            try:
+                found = await self._read_payload(job.id, size, running_under=owner)
+            except Exception:
+                # Given back rather than left to its lease, whose expiry would spend an attempt.
+                with suppress(Exception):
+                    await self.requeue(job.id, owner=owner, refund_attempt=True)
+                raise
             if found is None:
                 # Cancelled between the claim and the read: there is nothing to run; take another.
                 return await self.claim_next(
@@ -325,23 +330,6 @@ class PostgresJobStore(PostgresJobConnection, JobStore):
     async def _by_key(self, conn: AsyncConnection, key: str) -> Job | None:
         row = (await conn.execute(select(self._table).where(self._table.c.idempotency_key == key))).first()
         return None if row is None else job_from_row(row)
-
-    async def _check_room(self, conn: AsyncConnection, limits: QueueLimits, size: int) -> None:
-        depth = (await conn.execute(depth_query(self._jobs))).one()._mapping
-        queued, active_bytes = depth["queued"], depth["payload_bytes"]
-        if queued >= limits.max_queued_jobs:
-            raise Busy(
-                f"the job queue is full: {queued} jobs wait"
-                f" (ML_WORKER_MAX_QUEUED_JOBS={limits.max_queued_jobs}); retry later",
-                _RETRY_AFTER_SECONDS,
-            )
-        if limits.max_queued_bytes is not None and active_bytes + size > limits.max_queued_bytes:
-            raise Busy(
-                f"the inputs of the queued and running jobs ({active_bytes} bytes) and this one"
-                f" ({size} bytes) would pass ML_WORKER_MAX_QUEUED_MB"
-                f" ({limits.max_queued_bytes} bytes); retry later",
-                _RETRY_AFTER_SECONDS,
-            )
 
     async def _read_payload(
         self, job_id: str, size: int, *, running_under: str | None
