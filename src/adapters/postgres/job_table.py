@@ -48,6 +48,7 @@ from domain.jobs import ACTIVE_STATES, JOB_FORMAT, Job, JobFailure, JobStatus
 
 # The job store's table unless told otherwise; the table source never reads it (access.py).
 DEFAULT_JOB_TABLE = "ml_worker_jobs"
+PAYLOADS_SUFFIX = "_payloads"
 ACTIVE = sorted(s.value for s in ACTIVE_STATES)
 _STATUSES = ", ".join(f"'{s.value}'" for s in JobStatus)
 # The columns the queue added, as ALTER TABLE ... ADD COLUMN writes them (the same definitions as in
@@ -117,14 +118,14 @@ def job_table(schema: str, name: str) -> JobTable:
         Column("attempts", Integer, nullable=False, server_default=text("0")),
         Column("tenant_id", Text),
         Column("format", Integer, nullable=False, server_default=text("1")),
-        # Cleared when the job expires, so the key is free again before the row is purged.
+        # Cleared by the next create under the same key once the job expired: free before the purge.
         Column("idempotency_key", Text),
         # The size of the job's payload while it is active (0 without one).
         Column("payload_bytes", BigInteger, nullable=False, server_default=text("0")),
         CheckConstraint(f"status IN ({_STATUSES})", name=f"{name}_status_check"),
     )
     payloads = Table(
-        f"{name}_payloads",
+        payload_table(name),
         table.metadata,
         Column("job_id", Text, ForeignKey(table.c.id, ondelete="CASCADE"), primary_key=True),
         Column("data", LargeBinary, nullable=False),
@@ -159,6 +160,11 @@ def job_table(schema: str, name: str) -> JobTable:
         create_lock=_lock_key(schema, name, "create"),
         claim_lock=_lock_key(schema, name, "claim"),
     )
+
+
+def payload_table(job_table_name: str) -> str:
+    """The name of the table holding the inputs of the jobs in `job_table_name` (same schema)."""
+    return job_table_name + PAYLOADS_SUFFIX
 
 
 def _lock_key(schema: str, table: str, purpose: str | None = None) -> int:
