@@ -1,6 +1,6 @@
 """What is particular to the PostgreSQL job store as a queue: upgrading a table of the layout before
-the queue, rows an old replica writes during a rolling update, and expiry it decides itself. The
-shared contract is in the conformance suites."""
+the queue, rows an old replica writes during a rolling update, expiry it decides itself, and large
+payloads read apart from their claim. The shared contract is in the conformance suites."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.schema import CreateSchema, CreateTable
 
 from adapters.postgres.job_store import PostgresJobStore
+from application.errors import DependencyUnavailable
 from domain.jobs import Job, JobStatus
 from support.clock import FakeClock
 
@@ -177,5 +178,57 @@ async def test_postgres_an_expired_job_frees_its_key_before_it_is_purged(
         second = Job(id="second", type="segmentation", status=JobStatus.QUEUED, created_at=clock.now())
         assert await store.create(second, idempotency_key="k") == second
         assert await store.get("first") is None
+    finally:
+        await store.close()
+
+
+def big_job(job_id: str) -> Job:
+    return Job(id=job_id, type="segmentation", status=JobStatus.QUEUED, created_at=NOW)
+
+
+# Past the size read with the claim: such a payload is read on its own, with its own deadline.
+LARGE = b"z" * 300_000
+
+
+async def test_postgres_a_claim_whose_large_payload_cannot_be_read_gives_the_job_back(
+    postgres_target: tuple[str, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, schema, table = postgres_target
+    store = PostgresJobStore(url, schema=schema, table=table, clock=FakeClock(NOW))
+    try:
+        await store.create(big_job("big"), payload=LARGE)
+
+        async def unreachable(*args: object, **kwargs: object) -> None:
+            raise DependencyUnavailable("PostgreSQL did not answer within 2.0 s")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(store, "_read_payload", unreachable)
+            with pytest.raises(DependencyUnavailable):
+                await store.claim_next(owner="a", now=NOW, lease_seconds=LEASE)
+        assert await store.get("big") == big_job("big")  # queued again, the attempt refunded
+        claimed = await store.claim_next(owner="a", now=NOW, lease_seconds=LEASE)
+        assert claimed is not None and (claimed.job.attempts, claimed.payload) == (1, LARGE)
+    finally:
+        await store.close()
+
+
+async def test_postgres_a_job_cancelled_before_its_large_payload_is_read_is_not_handed_out(
+    postgres_target: tuple[str, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, schema, table = postgres_target
+    store = PostgresJobStore(url, schema=schema, table=table, clock=FakeClock(NOW))
+    try:
+        await store.create(big_job("cancelled"), payload=LARGE)
+        await store.create(replace(big_job("next"), created_at=NOW + 1), payload=b"small")
+        read = store._read_payload
+
+        async def cancel_first(job_id: str, size: int, *, running_under: str | None) -> tuple[bytes] | None:
+            await store.finish(job_id, status=JobStatus.CANCELLED, now=NOW)
+            return await read(job_id, size, running_under=running_under)
+
+        monkeypatch.setattr(store, "_read_payload", cancel_first)
+        claimed = await store.claim_next(owner="a", now=NOW, lease_seconds=LEASE)
+        assert claimed is not None and (claimed.job.id, claimed.payload) == ("next", b"small")
+        assert (await store.get("cancelled")).status is JobStatus.CANCELLED  # type: ignore[union-attr]
     finally:
         await store.close()
