@@ -1,5 +1,5 @@
 """Which tables the `table` form can read, against the real PostgreSQL: only names matching the
-table pattern (default `^ds_`), never the job store's table (whatever the pattern), and a
+table pattern (default `^ds_`), never the job store's tables (whatever the pattern), and a
 tenant-scoped table (one with a `tenantId` column) only with a `tenantId` filter. A refused name
 gets the answer of a missing table and runs no SQL, so the worker tells nobody which tables exist.
 
@@ -65,7 +65,7 @@ async def _seed(schema: str) -> None:
     try:
         now = time.time()
         job = Job(id="secret-job", type="segmentation", status=JobStatus.QUEUED, created_at=now)
-        await store.create(job)
+        await store.create(job, payload=b"a tenant's input")
     finally:
         await store.close()
 
@@ -183,9 +183,15 @@ async def test_the_job_store_table_is_never_readable(
     make_source: Any, schema: str, statements: list[str], pattern: str
 ) -> None:
     source = make_source(table_pattern=pattern)
-    for name in ("ml_worker_jobs", f"{schema}.ml_worker_jobs"):
+    for name, columns in (
+        ("ml_worker_jobs", ("id", "result")),
+        (f"{schema}.ml_worker_jobs", ("id", "result")),
+        # Every tenant's inputs, beside the jobs.
+        ("ml_worker_jobs_payloads", ("job_id", "data")),
+        (f"{schema}.ml_worker_jobs_payloads", ("job_id", "data")),
+    ):
         statements.clear()
-        refused = await refusal(source, TableRef(name, columns=("id", "result")))
+        refused = await refusal(source, TableRef(name, columns=columns))
         assert refused.message == f"unknown table {name!r}"
         assert refused.details[0]["field"] == "data.table"
         assert statements == []
@@ -193,9 +199,13 @@ async def test_the_job_store_table_is_never_readable(
         assert await rows(source, TableRef("people")) == [(7,)]
 
 
-async def test_another_hidden_table_can_be_named(make_source: Any) -> None:
+async def test_another_hidden_table_can_be_named(make_source: Any, statements: list[str]) -> None:
     source = make_source(table_pattern=".*", hidden_tables=("people",))
     assert (await refusal(source, TableRef("people"))).message == "unknown table 'people'"
+    # A hidden table is a job store's: its payloads table is refused with it, before any SQL.
+    statements.clear()
+    assert (await refusal(source, TableRef("people_payloads"))).message == "unknown table 'people_payloads'"
+    assert statements == []
     assert await rows(source, TableRef("ds_plain")) == [(1,), (2,)]
 
 

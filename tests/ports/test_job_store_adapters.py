@@ -212,7 +212,15 @@ async def test_postgres_migration_is_idempotent_when_replicas_start_together(
     finally:
         await conn.close()
     assert sorted(row["indexname"] for row in indexes) == sorted(
-        [f"{table}_pkey", f"{table}_lease_idx", f"{table}_expires_idx"]
+        f"{table}_{name}"
+        for name in (
+            "pkey",
+            "lease_idx",
+            "expires_idx",
+            "queue_idx",
+            "tenant_running_idx",
+            "idempotency_key_idx",
+        )
     )
 
 

@@ -1,9 +1,10 @@
 """Which tables a `table` request may read, decided before and after the catalogue lookup.
 
 - Before: the table name must match the configured pattern (default `^ds_`, the platform's dataset
-  tables) and must not be the job store's table, whatever the pattern says (it holds every
-  tenant's results). A refused name gets exactly the answer of a missing table, so the worker
-  cannot be used to learn which tables exist; the check runs no SQL.
+  tables) and must not be one of the job store's tables, whatever the pattern says (the jobs table
+  holds every tenant's results, its payloads table every tenant's inputs). A refused name gets
+  exactly the answer of a missing table, so the worker cannot be used to learn which tables exist;
+  the check runs no SQL.
 - After: a table that has the tenant column (`tenantId`) is read only with a filter on it, so a
   caller that forgot the filter cannot read, and mix, every tenant's rows.
 """
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from adapters.postgres.catalogue import CatalogueTable, TableRequest, filter_field, shown, unknown_table
-from adapters.postgres.job_table import DEFAULT_JOB_TABLE
+from adapters.postgres.job_table import DEFAULT_JOB_TABLE, payload_table
 from domain.errors import ValidationFailed, field_error
 
 TENANT_COLUMN = "tenantId"
@@ -26,7 +27,7 @@ class TableAccess:
     allowed_schemas: tuple[str, ...]
     # re.search over the bare table name (without its schema).
     pattern: re.Pattern[str] = re.compile("^ds_")
-    hidden_tables: frozenset[str] = frozenset({DEFAULT_JOB_TABLE})
+    hidden_tables: frozenset[str] = frozenset({DEFAULT_JOB_TABLE, payload_table(DEFAULT_JOB_TABLE)})
     # None turns the tenant rule off (ML_WORKER_REQUIRE_TENANT_FILTER=false).
     tenant_column: str | None = TENANT_COLUMN
 
@@ -52,9 +53,12 @@ def table_access(
     hidden_tables: Sequence[str] = (),
     require_tenant_filter: bool = True,
 ) -> TableAccess:
+    # A hidden table is a job store's table (the container names the configured one): its
+    # payloads table, beside it, is hidden with it.
+    named = {DEFAULT_JOB_TABLE, *hidden_tables}
     return TableAccess(
         tuple(allowed_schemas),
         re.compile(pattern),
-        frozenset({DEFAULT_JOB_TABLE, *hidden_tables}),
+        frozenset({*named, *(payload_table(name) for name in named)}),
         TENANT_COLUMN if require_tenant_filter else None,
     )
