@@ -16,7 +16,7 @@ from adapters.postgres.job_store import PostgresJobStore
 from adapters.redis import queue_scripts
 from adapters.redis.job_store import RedisJobStore
 from application.errors import Busy, DependencyUnavailable
-from application.ports import JobStore, QueueLimits
+from application.ports import JobStore, QueueDepth, QueueLimits
 from domain.errors import ValidationFailed
 from domain.jobs import JOB_FORMAT, Job, JobFailure, JobStatus
 
@@ -192,7 +192,7 @@ async def test_redis_queue_keys_follow_a_job_from_create_to_finish(redis_target:
 
         await store.claim_next(owner="a", now=NOW, lease_seconds=30)
         assert await client.exists(f"{prefix}queue") == 0
-        assert await client.smembers(f"{prefix}running") == {b"job-1"}
+        assert await client.hgetall(f"{prefix}running") == {b"job-1": b"acme"}
         assert await client.hgetall(f"{prefix}running_by_tenant") == {b"acme": b"1"}
 
         await store.finish("job-1", status=JobStatus.COMPLETED, now=NOW + 1, result={"r": 1}, owner="a")
@@ -348,6 +348,45 @@ async def test_redis_claims_look_past_a_long_capped_head_of_the_queue(redis_targ
         assert second is not None and second.job.id == "globex-1"
         assert await store.claim_next(owner="a", now=NOW, lease_seconds=30, tenant_cap=1) is None
         assert await client.hgetall(f"{prefix}running_by_tenant") == {b"acme": b"1", b"globex": b"1"}
+    finally:
+        await client.aclose()  # type: ignore[attr-defined]
+        await store.close()
+
+
+@pytest.mark.integration
+async def test_redis_settles_what_a_replica_older_than_the_queue_leaves_behind(
+    redis_target: tuple[str, str],
+) -> None:
+    # During a rolling update an old replica may cancel a job through its own finish script, which
+    # knows neither the running count nor payloads: reaping and claiming settle what it left.
+    url, prefix = redis_target
+    store = RedisJobStore(url, key_prefix=prefix)
+    client = aioredis.Redis.from_url(url)
+
+    async def finish_as_before_the_queue(job_id: str) -> None:
+        key = f"{prefix}job:{job_id}"
+        await client.hset(key, mapping={"status": "cancelled", "finished_at": repr(NOW)})
+        await client.zrem(f"{prefix}leases", job_id)
+        await client.pexpire(key, 100_000)
+
+    try:
+        await store.create(waiting("running-1", tenant="acme"), payload=b"abc")
+        await store.claim_next(owner="a", now=NOW, lease_seconds=30)
+        await store.create(waiting("queued-1", NOW + 1), payload=b"de", idempotency_key="k")
+        for job_id in ("running-1", "queued-1"):
+            await finish_as_before_the_queue(job_id)
+        assert await store.queue_depth() == QueueDepth(queued=1, running=1, payload_bytes=5)
+
+        assert await store.reap_expired_leases(now=NOW) == []
+        assert await store.queue_depth() == QueueDepth(queued=1, running=0, payload_bytes=2)
+        assert await client.exists(f"{prefix}running_by_tenant", f"{prefix}payload:running-1") == 0
+
+        assert await store.claim_next(owner="a", now=NOW, lease_seconds=30) is None
+        assert await store.queue_depth() == QueueDepth(queued=0, running=0, payload_bytes=0)
+        assert await client.keys(f"{prefix}payload:*") == []
+        [idem] = await client.keys(f"{prefix}idem:*")
+        assert 0 < await client.pttl(idem) <= 100_000  # expires with its job
+        assert (await store.get("running-1")).status is JobStatus.CANCELLED  # type: ignore[union-attr]
     finally:
         await client.aclose()  # type: ignore[attr-defined]
         await store.close()

@@ -14,8 +14,9 @@ Layout, under `key_prefix`:
   order), the order claims take them in.
 - `<prefix>leases`: a sorted set of active job ids scored by lease expiry, so reaping reads only
   the expired head of the set.
-- `<prefix>running`: the set of running job ids; `<prefix>running_by_tenant`: a hash of tenant ->
-  running jobs (only tenants with some), which the tenant cap reads.
+- `<prefix>running`: a hash of the running job ids -> their tenant ('' for none);
+  `<prefix>running_by_tenant`: a hash of tenant -> running jobs (only tenants with some), which
+  the tenant cap reads.
 - `<prefix>queue_stats`: a hash whose `payload_bytes` is the size of the active jobs' payloads, which
   the queue's byte limit reads.
 - `<prefix>idem:<sha256 of the key>`: an idempotency key -> its job's id, expiring with the job.
@@ -24,9 +25,15 @@ Every state change is one Lua script (`scripts`, `queue_scripts`), so the check 
 atomic: of a cancel and a completion racing, the second script sees a final status and reports an
 illegal transition; of concurrent claimers, each job goes to one; of concurrent creates, no two pass
 a limit together. The scripts touch job keys they derive from ids (claiming, reaping), which a
-single Redis or a primary/replica pair allows but Redis Cluster does not. The counters assume
-Redis never evicts these keys: run it with `maxmemory-policy noeviction`. (A job whose payload key
-was evicted anyway is claimed with no payload, for its runner to fail.)
+single Redis or a primary/replica pair allows but Redis Cluster does not.
+
+A replica of the code before the queue (during a rolling update) may end a job this code queued or
+claimed, with scripts that know neither the running count nor payloads. What it leaves behind is
+settled later: a claim drops queue entries whose job no longer waits, and each reaping pass checks
+a batch of the running hash, releasing jobs that no longer run and dropping their payloads and
+bytes. The counts assume Redis never evicts these keys: run it with `maxmemory-policy
+noeviction`. (A job whose payload key was evicted anyway is claimed with no payload, for its runner
+to fail.)
 
 Durability: the queue is as durable as Redis persistence. With `appendonly yes` and
 `appendfsync everysec`, a Redis crash loses at most about the last second of writes (a job
@@ -93,7 +100,7 @@ class RedisJobStore(JobStore):
         # Reaping runs in batches so that one script never blocks Redis for long.
         self._reap_batch = reap_batch_size
         self._shared_keys = [f"{key_prefix}{name}" for name in scripts.SHARED_KEYS]
-        self._leases_key = f"{key_prefix}leases"
+        self._repair_cursor = "0"
         self._result_ttl = float(result_ttl_seconds)
         self._failure_ttl = float(failure_ttl_seconds)
         self._deadlines = Deadlines("Redis", timeout_seconds)
@@ -262,6 +269,9 @@ class RedisJobStore(JobStore):
     def _claim_script(self, args: list[str]) -> Callable[[], Awaitable[Any]]:
         return lambda: self._claim(keys=self._shared_keys, args=args)
 
+    def _reap_script(self, args: list[str]) -> Callable[[], Awaitable[Any]]:
+        return lambda: self._reap(keys=self._shared_keys, args=args)
+
     async def _read_payload(self, job_id: str, size: int) -> bytes | None:
         key = self._payload_key(job_id)
         payload: bytes | None = await self._call(
@@ -371,9 +381,14 @@ class RedisJobStore(JobStore):
             str(max_attempts),
         ]
         reaped: list[Job] = []
+        # Each pass also checks one batch of the running jobs, going on next pass where it stopped.
+        args.append(self._repair_cursor)
         while True:
-            scanned, snapshots = await self._call(lambda: self._reap(keys=self._shared_keys, args=args))
+            scanned, snapshots, cursor = await self._call(self._reap_script(args))
             reaped += [snapshot_job(values) for values in snapshots]
+            if args[-1]:
+                self._repair_cursor = cursor.decode()
+                args[-1] = ""
             if scanned < self._reap_batch:
                 return reaped
 

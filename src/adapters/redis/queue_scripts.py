@@ -84,8 +84,10 @@ while rank < stop do
     local key = ARGV[1] .. id
     local job = redis.call('HMGET', key, 'status', 'format', 'tenant_id')
     if job[1] ~= 'queued' then
-      -- Not a waiting job (its key was evicted, or a bug left it): it has no place in the queue.
+      -- Not a waiting job (ended by a replica older than the queue, or evicted): it has no place
+      -- in the queue, nor its payload in the queue's bytes.
       redis.call('ZREM', KEYS[1], id)
+      settle(key, ARGV[2] .. id, id)
     else
       -- A record without a format predates the queue (format 1).
       local format = tonumber(job[2] or '1')
@@ -126,12 +128,24 @@ return {'ok', snapshot(KEYS[6])}
 )
 
 # KEYS: shared. ARGV: now, job key prefix, payload key prefix, error code, error message, ttl ms,
-# batch size, max attempts.
+# batch size, max attempts, a cursor of the running hash ('' = none).
 # A running job with attempts left is queued again; otherwise it fails. A queued job holding a lease
 # was created by a replica that meant to run it itself (before the queue) and is failed as before.
+# With a cursor, one batch of the running hash is checked too: a job a replica older than the queue
+# ended (its scripts know neither the running count nor payloads) is settled. Returns the ids
+# scanned, the jobs reaped, and the next cursor ('0' once the hash has been walked through).
 REAP = (
     PRELUDE
     + """
+local cursor = '0'
+if ARGV[9] ~= '' then
+  local scan = redis.call('HSCAN', KEYS[3], ARGV[9], 'COUNT', tonumber(ARGV[7]))
+  cursor = scan[1]
+  for index = 1, #scan[2], 2 do
+    local id = scan[2][index]
+    settle(ARGV[2] .. id, ARGV[3] .. id, id)
+  end
+end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1], 'LIMIT', 0, tonumber(ARGV[7]))
 local reaped = {}
 for _, id in ipairs(ids) do
@@ -147,12 +161,12 @@ for _, id in ipairs(ids) do
     table.insert(reaped, snapshot(key))
   end
 end
-return {#ids, reaped}
+return {#ids, reaped, cursor}
 """
 )
 
 # KEYS: shared. Returns queued, running, payload bytes: one consistent reading.
 DEPTH = """
-return {redis.call('ZCARD', KEYS[1]), redis.call('SCARD', KEYS[3]),
+return {redis.call('ZCARD', KEYS[1]), redis.call('HLEN', KEYS[3]),
         tonumber(redis.call('HGET', KEYS[5], 'payload_bytes') or '0')}
 """

@@ -31,7 +31,8 @@ FIELDS = (
 )
 
 # KEYS[1..5] of every transition script: the queue (queued ids by created_at), the leases (active
-# ids by lease expiry), the running set, the running count by tenant, the queue statistics.
+# ids by lease expiry), the running jobs (id -> tenant), the running count by tenant, the queue
+# statistics.
 SHARED_KEYS = ("queue", "leases", "running", "running_by_tenant", "queue_stats")
 
 # A payload or result up to this size comes back with its job in one round trip; a larger one is
@@ -43,16 +44,44 @@ PRELUDE = (
         ", ".join(f"'{f}'" for f in FIELDS)
     )
     + """
--- A job starts or stops running: the running set and its tenant's count follow. A count that
--- reaches 0 loses its field, so the hash holds only tenants that run something, never below 0.
+-- A job starts or stops running: the running hash (id -> its tenant, '' for none) and the tenant's
+-- count follow. A count that reaches 0 loses its field, so the hash of counts holds only tenants
+-- that run something, and never goes below 0. Releasing reads the tenant from the running hash,
+-- so a job that never entered it (a record written before the queue) takes nothing off.
 local function occupy(id, tenant)
-  redis.call('SADD', KEYS[3], id)
-  if tenant then redis.call('HINCRBY', KEYS[4], tenant, 1) end
+  if redis.call('HSETNX', KEYS[3], id, tenant or '') == 1 and tenant then
+    redis.call('HINCRBY', KEYS[4], tenant, 1)
+  end
 end
-local function release(id, tenant)
-  redis.call('SREM', KEYS[3], id)
-  if tenant then
-    if redis.call('HINCRBY', KEYS[4], tenant, -1) <= 0 then redis.call('HDEL', KEYS[4], tenant) end
+local function release(id)
+  local tenant = redis.call('HGET', KEYS[3], id)
+  if not tenant then return end
+  redis.call('HDEL', KEYS[3], id)
+  if tenant ~= '' and redis.call('HINCRBY', KEYS[4], tenant, -1) <= 0 then
+    redis.call('HDEL', KEYS[4], tenant)
+  end
+end
+
+-- A job's payload goes, and its bytes leave the queue's count: the size its job recorded (what
+-- was counted, even if the payload key was evicted), else the key's own (a job hash gone).
+local function drop_payload(key, payload_key)
+  local size = tonumber(redis.call('HGET', key, 'payload_bytes') or redis.call('STRLEN', payload_key))
+  redis.call('HDEL', key, 'payload_bytes')
+  redis.call('DEL', payload_key)
+  if size > 0 and redis.call('HINCRBY', KEYS[5], 'payload_bytes', -size) <= 0 then
+    redis.call('HDEL', KEYS[5], 'payload_bytes')
+  end
+end
+
+-- What a job left behind that is no longer where the queue's keys say it is: ended by a replica
+-- whose scripts predate the queue (they know neither the running count nor payloads), or gone.
+local function settle(key, payload_key, id)
+  local status = redis.call('HGET', key, 'status')
+  if status ~= 'running' then release(id) end
+  if status ~= 'queued' and status ~= 'running' then
+    drop_payload(key, payload_key)
+    local idem, ttl = redis.call('HGET', key, 'idem_key'), redis.call('PTTL', key)
+    if idem and ttl > 0 and redis.call('GET', idem) == id then redis.call('PEXPIRE', idem, ttl) end
   end
 end
 
@@ -75,25 +104,18 @@ local function requeue(key, id, refund)
   end
   redis.call('ZREM', KEYS[2], id)
   redis.call('ZADD', KEYS[1], redis.call('HGET', key, 'created_at'), id)
-  release(id, redis.call('HGET', key, 'tenant_id'))
+  release(id)
 end
 
 -- An active job becomes final: out of the queue, the leases and the running count, its payload
 -- and its bytes dropped, the job (and its idempotency key) expiring after ttl ms.
 local function finalize(key, payload_key, id, status, now, ttl)
-  if redis.call('HGET', key, 'status') == 'running' then release(id, redis.call('HGET', key, 'tenant_id')) end
+  release(id)
   redis.call('HSET', key, 'status', status, 'finished_at', now)
   redis.call('HDEL', key, 'lease_expires_at')
   redis.call('ZREM', KEYS[1], id)
   redis.call('ZREM', KEYS[2], id)
-  local size = tonumber(redis.call('HGET', key, 'payload_bytes') or '0')
-  redis.call('HDEL', key, 'payload_bytes')
-  redis.call('DEL', payload_key)
-  if size > 0 then
-    if redis.call('HINCRBY', KEYS[5], 'payload_bytes', -size) <= 0 then
-      redis.call('HDEL', KEYS[5], 'payload_bytes')
-    end
-  end
+  drop_payload(key, payload_key)
   redis.call('PEXPIRE', key, ttl)
   local idem = redis.call('HGET', key, 'idem_key')
   if idem and redis.call('GET', idem) == id then redis.call('PEXPIRE', idem, ttl) end
@@ -141,10 +163,11 @@ FINISH = (
     + """
 local held = redis.call('HMGET', KEYS[6], 'status', 'owner')
 if not held[1] then return {'missing'} end
+if held[1] ~= 'queued' and held[1] ~= 'running' then return {'illegal', held[1]} end
 if ARGV[8] == '1' then
-  if held[1] ~= 'running' or held[2] ~= ARGV[9] then return {'not_owner', held[1]} end
-elseif held[1] ~= 'queued' and held[1] ~= 'running' then
-  return {'illegal', held[1]}
+  -- Only the replica running this attempt writes its outcome: a queued job has none yet.
+  if held[1] ~= 'running' then return {'illegal', held[1]} end
+  if held[2] ~= ARGV[9] then return {'not_owner', held[1]} end
 end
 finalize(KEYS[6], KEYS[7], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 if ARGV[2] == 'completed' then redis.call('HSET', KEYS[6], 'progress', '1.0', 'result', ARGV[5]) end
