@@ -233,6 +233,22 @@ async def test_redis_large_payloads_are_staged_and_leave_no_upload_behind(
 
 
 @pytest.mark.integration
+async def test_redis_a_heartbeat_hands_back_a_large_final_result(redis_target: tuple[str, str]) -> None:
+    # Past the inline size the result is read on its own, as `get` reads it.
+    url, prefix = redis_target
+    store = RedisJobStore(url, key_prefix=prefix)
+    result = {"rows": ["x" * 1000] * 1000}
+    try:
+        await store.create(waiting("job-1"))
+        await store.claim_next(owner="a", now=NOW, lease_seconds=30)
+        done = await store.finish("job-1", status=JobStatus.COMPLETED, now=NOW, result=result, owner="a")
+        assert await store.heartbeat("job-1", owner="a", now=NOW, lease_seconds=30) == done
+        assert done.result == result
+    finally:
+        await store.close()
+
+
+@pytest.mark.integration
 async def test_redis_busy_names_the_setting_and_a_retry(redis_target: tuple[str, str]) -> None:
     url, prefix = redis_target
     store = RedisJobStore(url, key_prefix=prefix)

@@ -53,24 +53,22 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.maint_notifications import MaintNotificationsConfig
 
 from adapters.deadlines import Deadlines
 from adapters.job_json import encode_result
 from adapters.redis import queue_scripts, scripts
+from adapters.redis.connection import connection_pool, translated_errors
 from adapters.redis.records import new_fields, num, snapshot_job, ttl_ms
-from adapters.redis.replies import busy, raise_for, translated_errors
+from adapters.redis.replies import busy, raise_for
 from application.errors import DependencyUnavailable, WorkerLost
 from application.ports import Claim, JobStore, QueueDepth, QueueLimits
-from domain.errors import ValidationFailed
+from domain.errors import NotFound, ValidationFailed
 from domain.jobs import JOB_FORMAT, OLDEST_CLAIMABLE_FORMAT, Job, JobFailure, JobStatus, check_outcome
 
 T = TypeVar("T")
 
 # A staged payload outlives the create that should move it by this much before Redis drops it.
-_STAGED_GRACE_SECONDS = 300.0
+_STAGED_GRACE_SECONDS = 60.0
 
 
 class RedisJobStore(JobStore):
@@ -104,29 +102,7 @@ class RedisJobStore(JobStore):
         self._result_ttl = float(result_ttl_seconds)
         self._failure_ttl = float(failure_ttl_seconds)
         self._deadlines = Deadlines("Redis", timeout_seconds)
-        # No I/O here: the client connects on first use, so a store built while Redis is down
-        # still constructs, and reports the outage from check() and each call.
-        self._pool: aioredis.BlockingConnectionPool[aioredis.Connection] = (
-            aioredis.BlockingConnectionPool.from_url(
-                url,
-                # Bounded, and callers past the bound wait for a connection rather than fail.
-                max_connections=max_connections,
-                timeout=timeout_seconds,
-                socket_connect_timeout=timeout_seconds,
-                # No per-read timeout: each call's deadline covers the whole exchange, and a large
-                # result may take longer than one read timeout would allow.
-                socket_timeout=None,
-                retry=Retry(NoBackoff(), 0),
-                # Names the connections in CLIENT LIST.
-                client_name=client_name,
-                # A pooled connection idle past this is pinged before use, so a Redis restart costs
-                # a reconnect rather than a failed request.
-                health_check_interval=30,
-                # With maintenance notifications on ("auto" by default), redis-py skips its check
-                # for pooled connections the server closed, and hands them out to fail once.
-                maint_notifications_config=MaintNotificationsConfig(enabled=False),
-            )
-        )
+        self._pool = connection_pool(url, timeout_seconds, max_connections, client_name)
         self._redis: aioredis.Redis[bytes] = aioredis.Redis(connection_pool=self._pool)
         register = self._redis.register_script
         self._create = register(queue_scripts.CREATE)
@@ -193,11 +169,6 @@ class RedisJobStore(JobStore):
         staged = f"{self._prefix}upload:{uuid.uuid4().hex}"
         size = 0 if payload is None else len(payload)
         mode = "none" if payload is None else "inline" if size <= scripts.INLINE_BYTES else "staged"
-        if mode == "staged":
-            assert payload is not None
-            seconds = self._deadlines.for_payload(size)
-            expiry = ttl_ms(seconds + _STAGED_GRACE_SECONDS)
-            await self._call(lambda: self._redis.set(staged, payload, px=int(expiry)), seconds)
         args: list[str | bytes] = [
             job.id,
             values["created_at"],
@@ -217,6 +188,9 @@ class RedisJobStore(JobStore):
         # An idempotency key's job may expire between the script naming it and our read of it;
         # the key is then free, and the next round creates the job.
         for _ in range(3):
+            if mode == "staged":
+                assert payload is not None
+                await self._stage(staged, payload, seconds)
             reply = await self._call(lambda: self._create(keys=keys, args=args), seconds)
             tag = reply[0].decode()
             if tag == "created":
@@ -232,6 +206,13 @@ class RedisJobStore(JobStore):
                 raise busy(reply[1].decode(), int(reply[2]), size, limits)
             raise DependencyUnavailable("Redis dropped the job's payload before the job was created")
         raise DependencyUnavailable("the job of this idempotency key kept expiring while it was read")
+
+    async def _stage(self, key: str, payload: bytes, create_seconds: float) -> None:
+        # Written apart from the create script, which would otherwise copy it into its own memory.
+        # It expires unless the create moves it into place, should that create never run.
+        seconds = self._deadlines.for_payload(len(payload))
+        expiry = int(ttl_ms(seconds + create_seconds + _STAGED_GRACE_SECONDS))
+        await self._call(lambda: self._redis.set(key, payload, px=expiry), seconds)
 
     async def claim_next(
         self, *, owner: str, now: float, lease_seconds: float, tenant_cap: int | None = None
@@ -262,7 +243,9 @@ class RedisJobStore(JobStore):
             job = snapshot_job(reply[1])
             size, payload = reply[2], reply[3]
             if size is not None and payload is None:
-                # Too large to come back with the claim: read on its own, with the time its size needs.
+                # Too large to come back with the claim: read on its own, with the time its size
+                # needs. Should that read fail, the job is claimed all the same, and its lease
+                # runs out for the reaper to give it to another.
                 payload = await self._read_payload(job.id, int(size))
             return Claim(job, payload)
 
@@ -334,9 +317,18 @@ class RedisJobStore(JobStore):
         clamped = "" if progress is None else repr(min(1.0, max(0.0, float(progress))))
         lease = num(now + lease_seconds)
         args = [job_id, owner, lease, clamped, "0" if message is None else "1", message or ""]
+        args.append(str(scripts.INLINE_BYTES))
         reply = await self._call(lambda: self._heartbeat(keys=self._keys(job_id), args=args))
         raise_for(reply, job_id, None)
-        return snapshot_job(reply[1], reply[2])
+        snapshot, size, result = reply[1:]
+        if size and result is None:
+            # A final job's large result, read on its own as `get` does.
+            result = await self._call(
+                lambda: self._redis.hget(self._key(job_id), "result"), self._deadlines.for_payload(size)
+            )
+            if result is None:
+                raise NotFound(f"job {job_id!r} not found")  # expired between the two reads
+        return snapshot_job(snapshot, result)
 
     async def finish(
         self,

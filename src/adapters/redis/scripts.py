@@ -136,7 +136,8 @@ return {'ok', snapshot(KEYS[6])}
 )
 
 # KEYS: shared, job. ARGV: id, owner, lease, progress ('' = none), '1' when a message is given,
-# message. Only a job running under owner changes; any other is returned as it is.
+# message, the largest result returned inline. Only a job running under owner changes; any other
+# is returned as it is, with its result's length and, when small enough, its result.
 HEARTBEAT = (
     PRELUDE
     + """
@@ -152,7 +153,10 @@ if held[1] == 'running' and held[2] == ARGV[2] then
   end
   if ARGV[5] == '1' then redis.call('HSET', KEYS[6], 'message', ARGV[6]) end
 end
-return {'ok', snapshot(KEYS[6]), redis.call('HGET', KEYS[6], 'result')}
+local size = redis.call('HSTRLEN', KEYS[6], 'result')
+local result = false
+if size > 0 and size <= tonumber(ARGV[7]) then result = redis.call('HGET', KEYS[6], 'result') end
+return {'ok', snapshot(KEYS[6]), size, result}
 """
 )
 
