@@ -297,6 +297,29 @@ async def test_redis_claims_skip_records_of_other_formats_but_read_them(
 
 
 @pytest.mark.integration
+async def test_redis_a_lost_job_written_before_the_queue_fails_rather_than_wait_forever(
+    redis_target: tuple[str, str],
+) -> None:
+    # Queued again it would never be claimed (format 1), so attempts left or not it fails.
+    url, prefix = redis_target
+    store = RedisJobStore(url, key_prefix=prefix)
+    client = aioredis.Redis.from_url(url)
+    try:
+        fields = {"id": "old", "type": "segmentation", "status": "running", "created_at": repr(NOW)}
+        await client.hset(
+            f"{prefix}job:old", mapping={**fields, "owner": "gone", "lease_expires_at": repr(NOW)}
+        )
+        await client.zadd(f"{prefix}leases", {"old": NOW})
+        [lost] = await store.reap_expired_leases(now=NOW + 1, max_attempts=3)
+        assert (lost.id, lost.status, lost.attempts) == ("old", JobStatus.FAILED, 0)
+        assert lost.error is not None and lost.error.code == "WORKER_LOST"
+        assert await store.queue_depth() == QueueDepth(queued=0, running=0, payload_bytes=0)
+    finally:
+        await client.aclose()  # type: ignore[attr-defined]
+        await store.close()
+
+
+@pytest.mark.integration
 async def test_redis_a_job_whose_payload_key_vanished_is_claimed_without_one(
     redis_target: tuple[str, str],
 ) -> None:

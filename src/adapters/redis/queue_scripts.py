@@ -129,8 +129,8 @@ return {'ok', snapshot(KEYS[6])}
 
 # KEYS: shared. ARGV: now, job key prefix, payload key prefix, error code, error message, ttl ms,
 # batch size, max attempts, a cursor of the running hash ('' = none).
-# A running job with attempts left is queued again; otherwise it fails. A queued job holding a lease
-# was created by a replica that meant to run it itself (before the queue) and is failed as before.
+# A running job with attempts left is queued again; otherwise it fails, as does a job written before
+# the queue (format 1), or a queued one holding a lease (its creator meant to run it itself).
 # With a cursor, one batch of the running hash is checked too: a job a replica older than the queue
 # ended (its scripts know neither the running count nor payloads) is settled. Returns the ids
 # scanned, the jobs reaped, and the next cursor ('0' once the hash has been walked through).
@@ -151,8 +151,9 @@ local reaped = {}
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[2], id)
   local key = ARGV[2] .. id
-  local held = redis.call('HMGET', key, 'status', 'attempts')
-  if held[1] == 'running' and tonumber(held[2] or '0') < tonumber(ARGV[8]) then
+  local held = redis.call('HMGET', key, 'status', 'attempts', 'format')
+  -- A record without a format predates the queue: nobody would claim it again, so it fails.
+  if held[1] == 'running' and held[3] and tonumber(held[2] or '0') < tonumber(ARGV[8]) then
     requeue(key, id, false)
     table.insert(reaped, snapshot(key))
   elseif held[1] == 'queued' or held[1] == 'running' then
