@@ -221,12 +221,18 @@ async def test_redis_large_payloads_are_staged_and_leave_no_upload_behind(
             await store.create(waiting("refused", NOW + 1), payload=big, limits=limits)
         with pytest.raises(ValidationFailed):
             await store.create(waiting("big", NOW + 1), payload=big)
+        # The first job of a key answers its resubmission, however full the queue.
+        first = await store.create(waiting("keyed", NOW + 2), payload=b"k", idempotency_key="once")
+        again = await store.create(
+            waiting("other", NOW + 3), payload=big, idempotency_key="once", limits=limits
+        )
+        assert again == first
         assert await client.keys(f"{prefix}upload:*") == []
         assert await client.pttl(f"{prefix}payload:big") == -1
         assert await store.get("refused") is None
         claimed = await store.claim_next(owner="a", now=NOW, lease_seconds=30)
         assert claimed is not None and claimed.payload == big
-        assert (await store.queue_depth()).payload_bytes == len(big)
+        assert (await store.queue_depth()).payload_bytes == len(big) + 1  # and "keyed"'s
     finally:
         await client.aclose()  # type: ignore[attr-defined]
         await store.close()

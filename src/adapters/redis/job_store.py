@@ -59,7 +59,7 @@ from adapters.job_json import encode_result
 from adapters.redis import queue_scripts, scripts
 from adapters.redis.connection import connection_pool, translated_errors
 from adapters.redis.records import new_fields, num, snapshot_job, ttl_ms
-from adapters.redis.replies import busy, raise_for
+from adapters.redis.replies import busy, raise_for, refused_early
 from application.errors import DependencyUnavailable, WorkerLost
 from application.ports import Claim, JobStore, QueueDepth, QueueLimits
 from domain.errors import NotFound, ValidationFailed
@@ -190,6 +190,11 @@ class RedisJobStore(JobStore):
         for _ in range(3):
             if mode == "staged":
                 assert payload is not None
+                # Not with an idempotency key: its job, if kept, is the answer even to a full queue.
+                if limits is not None and idempotency_key is None:
+                    early = refused_early(await self.queue_depth(), size, limits)
+                    if early is not None:
+                        raise early
                 await self._stage(staged, payload, seconds)
             reply = await self._call(lambda: self._create(keys=keys, args=args), seconds)
             tag = reply[0].decode()

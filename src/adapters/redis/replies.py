@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from application.errors import Busy
-from application.ports import QueueLimits
+from application.ports import QueueDepth, QueueLimits
 from domain.errors import IllegalTransition, NotFound
 from domain.jobs import JobStatus
 
@@ -27,6 +27,16 @@ def busy(limit: str, held: int, size: int, limits: QueueLimits | None) -> Busy:
         f"ML_WORKER_MAX_QUEUED_MB ({limits.max_queued_bytes} bytes)",
         retry_after_seconds=_BUSY_RETRY_SECONDS,
     )
+
+
+def refused_early(depth: QueueDepth, size: int, limits: QueueLimits) -> Busy | None:
+    """The Busy a create would meet for sure, known before a large payload is uploaded in vain
+    (the create script checks again, atomically)."""
+    if depth.queued >= limits.max_queued_jobs:
+        return busy("jobs", depth.queued, size, limits)
+    if limits.max_queued_bytes is not None and depth.payload_bytes + size > limits.max_queued_bytes:
+        return busy("bytes", depth.payload_bytes, size, limits)
+    return None
 
 
 def raise_for(reply: Sequence[Any], job_id: str, target: JobStatus | None) -> None:
