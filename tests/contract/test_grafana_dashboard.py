@@ -197,7 +197,7 @@ async def test_every_metric_the_dashboard_queries_is_in_a_real_scrape(scrape: di
         "ml_worker_jobs_finished_total",
         "ml_worker_job_duration_seconds_bucket",
         "ml_worker_jobs_running",
-        "ml_worker_jobs_queued",
+        "ml_worker_job_queue_depth",
         "ml_worker_training_duration_seconds_bucket",
         "process_resident_memory_bytes",
         "ml_worker_compute_process_resident_memory_bytes",

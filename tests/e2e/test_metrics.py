@@ -72,7 +72,8 @@ async def test_the_names_follow_the_conventions_and_count_what_happened() -> Non
         value(samples, "ml_worker_job_duration_seconds_count", type="segmentation", status="completed") == 1
     )
     assert value(samples, "ml_worker_jobs_running", type="segmentation") == 0
-    assert value(samples, "ml_worker_jobs_queued", type="segmentation") == 0
+    assert value(samples, "ml_worker_jobs_claimed_total", type="segmentation") == 1
+    assert value(samples, "ml_worker_job_queue_depth", state="queued") == 0
     # The compute pool: one metric per meaning (it was one `ml_worker_compute{state=...}` mixing
     # sizes, limits and counts, with camelCase label values).
     assert value(samples, "ml_worker_compute_workers") == 1

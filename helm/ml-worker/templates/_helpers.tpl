@@ -113,6 +113,12 @@ the ML_WORKER_* tuning values that are not null, then mlWorker.extraEnv.
       "jobTimeoutSeconds" "ML_WORKER_JOB_TIMEOUT_SECONDS"
       "threadsPerTask" "ML_WORKER_THREADS_PER_TASK"
       "jobLeaseSeconds" "ML_WORKER_JOB_LEASE_SECONDS"
+      "maxQueuedJobs" "ML_WORKER_MAX_QUEUED_JOBS"
+      "maxQueuedMb" "ML_WORKER_MAX_QUEUED_MB"
+      "jobPayloadInlineMb" "ML_WORKER_JOB_PAYLOAD_INLINE_MB"
+      "jobMaxAttempts" "ML_WORKER_JOB_MAX_ATTEMPTS"
+      "maxRunningPerTenant" "ML_WORKER_MAX_RUNNING_PER_TENANT"
+      "trainQueueWaitSeconds" "ML_WORKER_TRAIN_QUEUE_WAIT_SECONDS"
       "trainTimeoutSeconds" "ML_WORKER_TRAIN_TIMEOUT_SECONDS"
       "statementTimeoutSeconds" "ML_WORKER_STATEMENT_TIMEOUT_SECONDS"
       "databaseSchemas" "ML_WORKER_DATABASE_SCHEMAS" -}}
