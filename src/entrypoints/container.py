@@ -21,13 +21,9 @@ from adapters.drift.analyzer import PolarsDriftAnalyzer
 from adapters.files.dataset_source import FileDatasetSource
 from adapters.gbm.trainer import LightGbmTrainer
 from adapters.inline.dataset_source import InlineDatasetSource
-from adapters.job_payload import PickledJobInputs
-from adapters.memory.job_store import InMemoryJobStore
 from adapters.metrics.prometheus_jobs import PrometheusJobObserver
 from adapters.policies.analyzer import PolarsPolicyAnalyzer
-from adapters.postgres.job_store import PostgresJobStore
 from adapters.postgres.table_source import SqlDatasetSource
-from adapters.redis.job_store import RedisJobStore
 from adapters.routing_dataset_source import RoutingDatasetSource
 from adapters.segmentation.segmenter import SklearnSegmenter
 from adapters.system_clock import SystemClock
@@ -36,24 +32,22 @@ from application.analyze_drift import AnalyzeDrift
 from application.analyze_policies import AnalyzePolicies
 from application.cancel_job import CancelJob
 from application.check_health import CheckHealth
-from application.errors import DependencyUnavailable
 from application.get_job import GetJob
-from application.job_executor import JobExecutor, JobSettings
+from application.job_executor import JobExecutor
 from application.ports import (
-    Clock,
     ComputeRunner,
     DatasetSource,
     JobInput,
-    JobObserver,
     JobScheduler,
     JobStore,
-    QueueLimits,
 )
 from application.segment_customers import SegmentCustomers
 from application.train_gbm import TrainGbm
 from domain.budget import ResourceBudget, task_budget
-from domain.errors import InternalFailure, ValidationFailed
+from domain.errors import InternalFailure
 from domain.jobs import Job
+from entrypoints.job_engine import job_store as job_store_for
+from entrypoints.job_engine import started_executor, started_job_store
 from entrypoints.presenters.jobs import JobResultPresenter
 from entrypoints.settings import Settings
 
@@ -100,35 +94,6 @@ async def _runner(
         await runner.close()
 
 
-def _job_store(settings: Settings, clock: Clock) -> JobStore:
-    result_ttl, failure_ttl = settings.job_result_ttl_seconds, settings.job_failure_ttl_seconds
-    if settings.job_store == "redis":
-        return RedisJobStore(
-            settings.redis_url,
-            key_prefix=settings.redis_key_prefix,
-            result_ttl_seconds=result_ttl,
-            failure_ttl_seconds=failure_ttl,
-            timeout_seconds=settings.store_timeout_seconds,
-        )
-    if settings.job_store == "postgres":
-        url = settings.postgres_job_store_url
-        if not url:
-            raise ValidationFailed(
-                "ML_WORKER_JOB_STORE=postgres needs ML_WORKER_JOB_STORE_URL or DATABASE_URL"
-            )
-        schema, _, table = settings.job_store_table.rpartition(".")
-        return PostgresJobStore(
-            url,
-            schema=schema or "public",
-            table=table,
-            clock=clock,
-            result_ttl_seconds=result_ttl,
-            failure_ttl_seconds=failure_ttl,
-            timeout_seconds=settings.store_timeout_seconds,
-        )
-    return InMemoryJobStore(result_ttl, failure_ttl, clock=clock)
-
-
 def _health_timeout(settings: Settings) -> float:
     # The store's own deadline answers first, with its reason; this one is the backstop.
     return settings.store_timeout_seconds + 0.5
@@ -138,19 +103,6 @@ def _analysis_timeout(settings: Settings, job_type: str) -> float:
     """The limit of one analysis run outside the job engine (the job engine applies the same)."""
     per_type = {str(name): seconds for name, seconds in settings.job_timeouts.items()}
     return per_type.get(job_type, settings.job_timeout_seconds)
-
-
-async def _started_job_store(store: JobStore) -> AsyncIterator[JobStore]:
-    try:
-        await store.start()
-    except DependencyUnavailable as error:
-        # Serve anyway: /health says the store is down (503, not ready) and every store connects
-        # (and migrates) on its next call, so the replica is ready as soon as the store is back.
-        log.warning("job store unavailable at start: %s", error.message)
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def _started_datasets(settings: Settings, read_files: bool) -> AsyncIterator[DatasetSource[Any]]:
@@ -175,52 +127,13 @@ async def _started_datasets(settings: Settings, read_files: bool) -> AsyncIterat
             await table.close()
 
 
-def job_settings(settings: Settings, shape: PoolShape) -> JobSettings:
-    return JobSettings(
-        lease_seconds=settings.job_lease_seconds,
-        reaper_seconds=max(1.0, settings.job_lease_seconds / 3),
-        default_timeout_seconds=settings.job_timeout_seconds,
-        timeouts={str(job_type): seconds for job_type, seconds in settings.job_timeouts.items()},
-        unwritten_limit=settings.unwritten_results,
-        max_attempts=settings.job_max_attempts,
-        limits=QueueLimits(
-            max_queued_jobs=settings.max_queued_jobs,
-            max_queued_bytes=int(settings.max_queued_mb * (1 << 20)),
-        ),
-        # One replica cannot see the cluster's slots: half of its own, which is half the
-        # cluster's for one replica, and what an operator raises for more.
-        tenant_cap=settings.max_running_per_tenant or max(1, shape.workers // 2),
-    )
-
-
-async def _started_executor(
-    store: JobStore,
-    runner: ComputeRunner,
-    clock: Clock,
-    settings: Settings,
-    shape: PoolShape,
-    presenter: JobResultPresenter,
-    observer: JobObserver,
-) -> AsyncIterator[JobExecutor]:
-    codec = PickledJobInputs(
-        inline_bytes=int(settings.job_payload_inline_mb * (1 << 20)), directory=settings.job_payload_dir
-    )
-    executor = JobExecutor(store, runner, clock, job_settings(settings, shape), presenter, codec, observer)
-    # The dispatcher starts once the handlers are registered (resolve_services).
-    try:
-        yield executor
-    finally:
-        # Before the store and the pool close: running jobs go back to the queue, not lost.
-        await executor.close()
-
-
 class Container(containers.DeclarativeContainer):
     settings = providers.Singleton(Settings)
     clock = providers.Singleton(SystemClock)
     shape = providers.Singleton(_shape, settings)
     budget = providers.Singleton(_budget, settings, shape)
     runner = providers.Resource(_runner, settings, shape, budget)
-    job_store = providers.Resource(_started_job_store, providers.Singleton(_job_store, settings, clock))
+    job_store = providers.Resource(started_job_store, providers.Singleton(job_store_for, settings, clock))
     # Only the offline CLI reads files (offline_container); the service never reads its own disk.
     read_files = providers.Object(False)
     datasets = providers.Resource(_started_datasets, settings, read_files)
@@ -229,7 +142,7 @@ class Container(containers.DeclarativeContainer):
     metrics_registry = providers.Singleton(CollectorRegistry)
     job_observer = providers.Singleton(PrometheusJobObserver, metrics_registry)
     executor = providers.Resource(
-        _started_executor, job_store, runner, clock, settings, shape, result_presenter, job_observer
+        started_executor, job_store, runner, clock, settings, shape, result_presenter, job_observer
     )
 
     trainer = providers.Singleton(LightGbmTrainer, num_threads=shape.provided.threads_per_task)
