@@ -6,13 +6,17 @@ tests/integration/test_job_executor_processes.py.)"""
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from adapters.compute.inline_runner import InlineRunner
 from adapters.inline.dataset_source import InlineDatasetSource
+from adapters.job_payload import PickledJobInputs
 from application.analyze_content import AnalyzeContent
 from application.analyze_policies import AnalyzePolicies
 from application.errors import Busy
@@ -332,3 +336,41 @@ async def test_policy_and_content_requests_naming_missing_columns_fail_before_an
         await content.submit(data, ContentSpec(), {})
     assert "impressions" in {d["field"] for d in caught.value.details}
     assert inline.store.created == []
+
+
+# ------------------------------------------------------------------------- inputs in the payload dir
+
+
+def _files(directory: Path) -> list[str]:
+    return [path.name for path in directory.iterdir()]
+
+
+async def test_a_large_input_in_the_payload_dir_goes_when_its_job_ends_on_any_replica(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    codec = PickledJobInputs(inline_bytes=0, directory=tmp_path)
+    runner = InlineRunner()
+    engine = await started_engine(runner, clock, SETTINGS, codec=codec)
+    try:
+        done = await engine.submit("segmentation", tasks.job_result, 2, 0.0)
+        assert (await engine.final(done.id)).status is JobStatus.COMPLETED
+        assert not _files(tmp_path)  # removed by the replica that finished it
+        slot = runner.reserve()  # nothing is claimed now
+        waiting = await engine.submit("segmentation", tasks.job_result, 3, 0.0)
+        assert _files(tmp_path) == [f"job-{waiting.id}.input"]
+        # Cancelled in the queue (through any replica): no run removes it; the reaper's sweep does,
+        # once the file is old enough not to belong to a job being stored right now.
+        await engine.cancel.execute(waiting.id)
+        await clock.elapse(SETTINGS.reaper_seconds)
+        assert _files(tmp_path) == [f"job-{waiting.id}.input"]
+        an_hour_ago = time.time() - 3600
+        os.utime(tmp_path / f"job-{waiting.id}.input", (an_hour_ago, an_hour_ago))
+
+        async def swept() -> bool:
+            await clock.elapse(SETTINGS.reaper_seconds)  # a reaper pass (its sweep runs in a thread)
+            return not _files(tmp_path)
+
+        await eventually(swept, what="the sweep removing the file")
+        slot.release()
+    finally:
+        await engine.executor.close()
