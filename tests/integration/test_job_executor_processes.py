@@ -11,6 +11,7 @@ import pytest
 
 from adapters.compute.process_pool import ProcessPoolRunner
 from adapters.system_clock import SystemClock
+from application.errors import Busy
 from application.job_executor import JobSettings
 from application.ports import PoolCapacity
 from domain.jobs import JobStatus
@@ -135,3 +136,35 @@ async def test_close_gives_running_and_queued_jobs_back_to_the_queue() -> None:
         assert not alive(int(started.message))  # the compute process stopped with it
     finally:
         await runner.close()
+
+
+# ------------------------------------------------------------------------- a waiting training first
+
+
+async def test_a_waiting_training_takes_the_next_slot_before_a_queued_job(pooled: Engine) -> None:
+    runner = pooled.runner
+    running = await pooled.submit("segmentation", tasks.announce_then_sleep, 1.0)
+    await pooled.wait(running.id, lambda j: j.message.isdigit())
+    queued = await pooled.submit("segmentation", tasks.job_result, 1, 0.0)
+    # What TrainGbm does: a place in the line, then a wait for a worker bounded by the queue wait.
+    training = asyncio.ensure_future(
+        runner.run(tasks.pid, reservation=runner.reserve(), start_within=30.0, timeout=60.0)
+    )
+    await asyncio.sleep(0.3)
+    assert (await pooled.job(queued.id)).status is JobStatus.QUEUED
+    await training
+    trained_at = time.time()
+    done = await pooled.final(queued.id)
+    assert done.status is JobStatus.COMPLETED
+    assert done.started_at is not None and done.started_at >= trained_at - 0.05
+
+
+async def test_a_training_that_finds_no_slot_within_its_wait_is_busy(pooled: Engine) -> None:
+    runner = pooled.runner
+    running = await pooled.submit("segmentation", tasks.announce_then_sleep, 30.0)
+    await pooled.wait(running.id, lambda j: j.message.isdigit())
+    started = time.monotonic()
+    with pytest.raises(Busy):
+        await runner.run(tasks.pid, reservation=runner.reserve(), start_within=0.5, timeout=60.0)
+    assert 0.4 < time.monotonic() - started < 5.0
+    assert runner.capacity().queued == 0  # its place given back
