@@ -259,7 +259,8 @@ async def test_an_async_training_of_a_binary_body_says_so_in_the_request_paramet
         )
         job = await finished_job(client, f"/status/{accepted(response)['jobId']}")
         assert job["status"] == "completed" and job["type"] == "gbm_training", job
-        assert job["result"]["metrics"]["trainingSamples"] + job["result"]["metrics"]["validationSamples"] == 200
+        metrics = job["result"]["metrics"]
+        assert metrics["trainingSamples"] + metrics["validationSamples"] == 200
 
 
 async def test_a_bad_async_training_is_refused_before_any_job() -> None:
