@@ -4,11 +4,9 @@ errors.py; nothing here catches."""
 from __future__ import annotations
 
 import hmac
-import re
 import time
 from typing import Any
 
-import msgspec
 import structlog
 from fastapi import Depends, FastAPI, Request
 from starlette.responses import Response
@@ -16,13 +14,13 @@ from starlette.responses import Response
 from application.analysis_task import SubmitAnalysis
 from application.train_gbm import TrainGbm, TrainGbmCommand
 from domain.data import DataSpec
-from domain.errors import ValidationFailed, field_error
-from domain.jobs import Job, RequestEcho
+from domain.jobs import RequestEcho
 from entrypoints import contract as c
 from entrypoints.container import Services
-from entrypoints.http.bodies import FIELDS_PARAMETER, read_request
+from entrypoints.http.bodies import read_request
 from entrypoints.http.disconnect import unless_disconnected
-from entrypoints.http.errors import BadHeader, Unauthorized
+from entrypoints.http.errors import Unauthorized
+from entrypoints.http.job_requests import accepted, async_in_query, idempotency_key
 from entrypoints.http.responses import JsonResponse
 from entrypoints.presenters import gbm, policies
 from entrypoints.presenters.content import CONTENT_NAMES, content_spec
@@ -31,71 +29,18 @@ from entrypoints.presenters.health import health_view
 from entrypoints.presenters.jobs import job_view
 from entrypoints.presenters.segmentation import SEGMENTATION_NAMES, segmentation_spec
 
-IDEMPOTENCY_KEY = "Idempotency-Key"
-# Printable ASCII, at most 200 characters, no space at either end (HTTP strips those, so a key
-# that had them would not be the key the server sees).
-_IDEMPOTENCY_KEY = re.compile(r"[!-~](?:[ -~]{0,198}[!-~])?")
-
 
 def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def _idempotency_key(request: Request) -> str | None:
-    given = request.headers.getlist(IDEMPOTENCY_KEY)
-    if not given:
-        return None
-    if len(given) > 1:
-        raise BadHeader(
-            f"send one {IDEMPOTENCY_KEY} header, not {len(given)}",
-            [field_error(IDEMPOTENCY_KEY, "given more than once")],
-        )
-    # Starlette decodes header bytes as latin-1: a byte outside printable ASCII stays outside it.
-    if _IDEMPOTENCY_KEY.fullmatch(given[0]) is None:
-        raise BadHeader(
-            f"{IDEMPOTENCY_KEY} must be 1 to 200 printable ASCII characters",
-            [field_error(IDEMPOTENCY_KEY, "not 1 to 200 printable ASCII characters")],
-        )
-    return given[0]
-
-
 async def _before_the_body(request: Request) -> str | None:
     """What a job's submission refuses before its body is read: a bad Idempotency-Key, and a full
     queue (503 BUSY), so that a full queue costs no upload of what it would refuse anyway."""
-    key = _idempotency_key(request)
+    key = idempotency_key(request)
     await _services(request).jobs.check_room()
     return key
-
-
-def _accepted(job: Job, job_type: str) -> Response:
-    if job.type != job_type:
-        # The key of an earlier submission to another operation: answering that job would hand
-        # the caller a job of the wrong type as if it were theirs.
-        raise ValidationFailed(
-            f"this {IDEMPOTENCY_KEY} was used for a {job.type} job; send a new key with this request",
-            [field_error(IDEMPOTENCY_KEY, f"already used for a {job.type} job")],
-        )
-    # A new job is queued; a job found under its key answers with its status as it now stands.
-    return JsonResponse(
-        {"jobId": job.id, "status": job.status.value},
-        status_code=202,
-        headers={"Location": f"/status/{job.id}"},
-    )
-
-
-def _async_in_query(request: Request) -> bool:
-    """Whether `?request=` (the fields of a binary body) asks for an async training, known before
-    the body is read. A parameter that is not a JSON object is not judged here: read_request
-    refuses it with its reason."""
-    text = request.query_params.get(FIELDS_PARAMETER)
-    if text is None:
-        return False
-    try:
-        fields = msgspec.json.decode(text)
-    except msgspec.MsgspecError:
-        return False
-    return isinstance(fields, dict) and fields.get("async") is True
 
 
 async def require_api_key(request: Request) -> None:
@@ -137,8 +82,8 @@ async def train_gbm(request: Request) -> Response:
     started = time.perf_counter()
     services = _services(request)
     # A synchronous training keeps nothing to answer again, so its key is checked but not used.
-    key = _idempotency_key(request)
-    queue_checked = _async_in_query(request)
+    key = idempotency_key(request)
+    queue_checked = async_in_query(request)
     if queue_checked:
         await services.jobs.check_room()
     request.state.wire_names = gbm.GBM_NAMES
@@ -152,7 +97,7 @@ async def train_gbm(request: Request) -> Response:
         if not queue_checked:  # a JSON body: `async` was known only once it was read
             await services.jobs.check_room()
         job = await services.train_gbm.submit(command, RequestEcho(), idempotency_key=key)
-        return _accepted(job, TrainGbm.job_type)
+        return accepted(job, TrainGbm.job_type)
     metrics = request.app.state.metrics
     with metrics.training():
         outcome = await unless_disconnected(request, services.train_gbm.execute(command))
@@ -171,7 +116,7 @@ async def _submit(
 ) -> Response:
     echo = RequestEcho(schema_id=body.schemaId, tenant_id=body.tenantId)
     job = await use_case.submit(data, spec, echo, idempotency_key=key)
-    return _accepted(job, use_case.job_type)
+    return accepted(job, use_case.job_type)
 
 
 async def analyze_segments(request: Request) -> Response:
