@@ -144,6 +144,8 @@ class Container(containers.DeclarativeContainer):
     executor = providers.Resource(
         started_executor, job_store, runner, clock, settings, shape, result_presenter, job_observer
     )
+    # The executor as the routes see it (Services.jobs): the queue's room, checked before a body is read.
+    jobs = executor
 
     trainer = providers.Singleton(LightGbmTrainer, num_threads=shape.provided.threads_per_task)
     segmenter = providers.Singleton(SklearnSegmenter)
@@ -224,6 +226,7 @@ class Services:
     runner: ComputeRunner
     job_store: JobStore
     datasets: DatasetSource[Any]
+    jobs: JobScheduler
     train_gbm: TrainGbm
     segment_customers: SegmentCustomers
     analyze_policies: AnalyzePolicies

@@ -336,7 +336,12 @@ class JobAccepted(BaseModel):
         extra='forbid',
     )
     jobId: StrictStr
-    status: Literal['queued']
+    status: Annotated[
+        Literal['queued', 'running', 'completed', 'failed', 'cancelled'],
+        Field(
+            description='`queued` for a new job; under an `Idempotency-Key` given before, the current status of\nthe job submitted first (its result is at `Location`).\n'
+        ),
+    ]
 
 
 class Error1(BaseModel):
@@ -346,7 +351,7 @@ class Error1(BaseModel):
     code: Annotated[
         StrictStr,
         Field(
-            description='e.g. INSUFFICIENT_DATA, TIMEOUT, WORKER_LOST, OUT_OF_MEMORY, SHUTDOWN, INTERNAL'
+            description='e.g. INSUFFICIENT_DATA, TIMEOUT, OUT_OF_MEMORY, INTERNAL; WORKER_LOST: its\nreplica died on every attempt (`ML_WORKER_JOB_MAX_ATTEMPTS`); SHUTDOWN (legacy,\nno longer written: a replica shutting down gives its jobs back to the queue) may\nstill be read from a job failed by an older version.\n'
         ),
     ]
     message: StrictStr
@@ -894,6 +899,13 @@ class TrainGbmRequest(RequestModel):
             description="Carry the drift reference in `modelState.reference` (the training distribution of every\ninput field and the score's distribution on the validation rows). false, with `calibration`\nnone, returns a schema_version 1 model that a scorer knowing only version 1 accepts.\n"
         ),
     ] = True
+    async_: Annotated[
+        StrictBool,
+        Field(
+            alias='async',
+            description="true: queue the training as a `gbm_training` job and answer `202` at once (poll\n`/status/{job_id}`), for a training that may outlast the caller's request timeout.\n",
+        ),
+    ] = False
 
 
 class TrainingCurves(BaseModel):
@@ -927,33 +939,6 @@ class GbmMetrics(BaseModel):
     evaluatedOn: Literal['validation', 'training']
     calibration: CalibrationMetrics | None = None
     crossValidation: CrossValidationMetrics | None = None
-
-
-class Job(BaseModel):
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    jobId: StrictStr
-    type: Literal[
-        'segmentation', 'policy_analysis', 'content_analysis', 'drift_analysis'
-    ]
-    status: Literal['queued', 'running', 'completed', 'failed', 'cancelled']
-    progress: Annotated[StrictFloat, Field(ge=0.0, le=1.0)]
-    message: StrictStr | None = None
-    createdAt: AwareDatetime
-    startedAt: AwareDatetime | None = None
-    finishedAt: AwareDatetime | None = None
-    result: Annotated[
-        SegmentationResult
-        | PolicyAnalysisResult
-        | ContentAnalysisResult
-        | DriftAnalysisResult
-        | None,
-        Field(
-            description="Set once completed: the result of the job's `type`; `schemaId`/`tenantId` are echoed in it."
-        ),
-    ] = None
-    error: Error1 | None = None
 
 
 class SegmentsRequest(RequestModel):
@@ -1108,7 +1093,7 @@ class TrainGbmResponse(BaseModel):
     durationMs: Annotated[
         dict[str, StrictFloat],
         Field(
-            description='Milliseconds per stage: upload (reading the request body, its first byte to its last),\ndecode (body received to data frame built; for a table, its read), parse (upload +\ndecode, kept for older readers), prepare (encode), train, evaluate, dump (modelState, its\ndrift reference included), total (in the server); calibrate (fitting the calibrator, its fold models included, and\nmeasuring it) and crossValidate (the `cvFolds` fold models) only when they ran.\n'
+            description="Milliseconds per stage: upload (reading the request body, its first byte to its last),\ndecode (body received to data frame built; for a table, its read), parse (upload +\ndecode, kept for older readers), prepare (encode), train, evaluate, dump (modelState, its\ndrift reference included), total (in the server); calibrate (fitting the calibrator, its fold models included, and\nmeasuring it) and crossValidate (the `cvFolds` fold models) only when they ran. The\nresult of an async (`gbm_training` job) training has upload 0 and decode 0 (the job\ndid not see the upload), and total the sum of its other stages; the job's `startedAt`\nand `finishedAt` give its wall time.\n"
         ),
     ]
     library: Library
@@ -1121,3 +1106,48 @@ class TrainGbmResponse(BaseModel):
     ]
     warnings: list[StrictStr]
     parityFixture: ParityFixture | None = None
+
+
+class Job(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    jobId: StrictStr
+    type: Literal[
+        'segmentation',
+        'policy_analysis',
+        'content_analysis',
+        'drift_analysis',
+        'gbm_training',
+    ]
+    status: Literal['queued', 'running', 'completed', 'failed', 'cancelled']
+    progress: Annotated[StrictFloat, Field(ge=0.0, le=1.0)]
+    message: StrictStr | None = None
+    createdAt: AwareDatetime
+    startedAt: AwareDatetime | None = None
+    finishedAt: AwareDatetime | None = None
+    attempts: Annotated[
+        StrictInt,
+        Field(
+            description='How many times a replica started the job: 0 while it waits for its first run, more than\n1 when a replica died while running it and another took it again (a job given back by a\nreplica shutting down does not count that run).\n',
+            ge=0,
+        ),
+    ]
+    replica: Annotated[
+        StrictStr | None,
+        Field(
+            description="The id of the replica (a process: `replica-` and 12 hex digits, new at each start) that\nruns or ran the job's latest attempt; null while the job waits in the queue.\n"
+        ),
+    ]
+    result: Annotated[
+        SegmentationResult
+        | PolicyAnalysisResult
+        | ContentAnalysisResult
+        | DriftAnalysisResult
+        | TrainGbmResponse
+        | None,
+        Field(
+            description="Set once completed: the result of the job's `type` (a `gbm_training` job's is the\nTrainGbmResponse of `/train/gbm`); `schemaId`/`tenantId` of an analysis are echoed in it.\n"
+        ),
+    ] = None
+    error: Error1 | None = None

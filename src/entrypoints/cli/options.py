@@ -23,6 +23,17 @@ if TYPE_CHECKING:
 EXCLUDED: Mapping[str, str] = {
     "data": "the data is the FILE argument, read by the file source (the HTTP API never reads a path)",
 }
+# Fields of one request only without an option, by contract model, spelled as on the wire.
+EXCLUDED_FROM: Mapping[str, Mapping[str, str]] = {
+    "TrainGbmRequest": {
+        "async": "the CLI trains at once and writes the answer: a job needs the service's job engine",
+    },
+}
+
+
+def excluded(request: str) -> Mapping[str, str]:
+    """The fields of contract model `request` that have no option, and why."""
+    return {**EXCLUDED, **EXCLUDED_FROM.get(request, {})}
 
 
 def names(text: str) -> list[str]:
@@ -140,11 +151,11 @@ def inferred_options(request: str, declared: Sequence[Option]) -> tuple[Option, 
     model: type[BaseModel] = getattr(c, request)
     schema = model.model_json_schema()
     definitions = schema.get("$defs", {})
-    taken = {option.field for option in declared} | set(EXCLUDED)
+    taken = {option.field for option in declared} | set(excluded(request))
     return tuple(
         _inferred(field, schema["properties"][field], definitions, info.is_required())
         for field, info in model.model_fields.items()
-        if field not in taken
+        if (info.alias or field) not in taken
     )
 
 

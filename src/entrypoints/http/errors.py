@@ -27,6 +27,11 @@ class Unauthorized(WorkerError):
     code = "UNAUTHORIZED"
 
 
+class BadHeader(UnreadableInput):
+    """A request header that is not what the contract allows (Idempotency-Key): a malformed
+    request, answered 400 before its body is read."""
+
+
 HTTP_STATUS: dict[str, int] = {
     "VALIDATION_ERROR": 422,
     "INSUFFICIENT_DATA": 422,

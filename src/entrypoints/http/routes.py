@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI, Request
 from starlette.responses import Response
 
 from application.analysis_task import SubmitAnalysis
-from application.train_gbm import TrainGbmCommand
+from application.train_gbm import TrainGbm, TrainGbmCommand
 from domain.data import DataSpec
 from domain.jobs import RequestEcho
 from entrypoints import contract as c
@@ -20,6 +20,7 @@ from entrypoints.container import Services
 from entrypoints.http.bodies import read_request
 from entrypoints.http.disconnect import unless_disconnected
 from entrypoints.http.errors import Unauthorized
+from entrypoints.http.job_requests import accepted, async_in_query, idempotency_key
 from entrypoints.http.responses import JsonResponse
 from entrypoints.presenters import gbm, policies
 from entrypoints.presenters.content import CONTENT_NAMES, content_spec
@@ -32,6 +33,14 @@ from entrypoints.presenters.segmentation import SEGMENTATION_NAMES, segmentation
 def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
+
+
+async def _before_the_body(request: Request) -> str | None:
+    """What a job's submission refuses before its body is read: a bad Idempotency-Key, and a full
+    queue (503 BUSY), so that a full queue costs no upload of what it would refuse anyway."""
+    key = idempotency_key(request)
+    await _services(request).jobs.check_room()
+    return key
 
 
 async def require_api_key(request: Request) -> None:
@@ -71,6 +80,12 @@ async def get_metrics(request: Request) -> Response:
 
 async def train_gbm(request: Request) -> Response:
     started = time.perf_counter()
+    services = _services(request)
+    # A synchronous training keeps nothing to answer again, so its key is checked but not used.
+    key = idempotency_key(request)
+    queue_checked = async_in_query(request)
+    if queue_checked:
+        await services.jobs.check_room()
     request.state.wire_names = gbm.GBM_NAMES
     parsed = await read_request(request, c.TrainGbmRequest)
     command = TrainGbmCommand(
@@ -78,9 +93,14 @@ async def train_gbm(request: Request) -> Response:
         spec=gbm.training_spec(parsed.fields),
         received_at=getattr(request.state, "received_at", None),
     )
+    if parsed.fields.async_:
+        if not queue_checked:  # a JSON body: `async` was known only once it was read
+            await services.jobs.check_room()
+        job = await services.train_gbm.submit(command, RequestEcho(), idempotency_key=key)
+        return accepted(job, TrainGbm.job_type)
     metrics = request.app.state.metrics
     with metrics.training():
-        outcome = await unless_disconnected(request, _services(request).train_gbm.execute(command))
+        outcome = await unless_disconnected(request, services.train_gbm.execute(command))
     structlog.contextvars.bind_contextvars(threads=outcome.threads)  # on the request's log line
     metrics.training_rows.observe(outcome.metrics.training_samples + outcome.metrics.validation_samples)
     total_ms = round((time.perf_counter() - started) * 1000.0, 3)
@@ -92,47 +112,48 @@ async def train_gbm(request: Request) -> Response:
 
 
 async def _submit(
-    request: Request, use_case: SubmitAnalysis[Any], data: DataSpec, spec: Any, body: Any
+    use_case: SubmitAnalysis[Any], data: DataSpec, spec: Any, body: Any, key: str | None
 ) -> Response:
-    job = await use_case.submit(data, spec, RequestEcho(schema_id=body.schemaId, tenant_id=body.tenantId))
-    return JsonResponse(
-        {"jobId": job.id, "status": job.status.value},
-        status_code=202,
-        headers={"Location": f"/status/{job.id}"},
-    )
+    echo = RequestEcho(schema_id=body.schemaId, tenant_id=body.tenantId)
+    job = await use_case.submit(data, spec, echo, idempotency_key=key)
+    return accepted(job, use_case.job_type)
 
 
 async def analyze_segments(request: Request) -> Response:
+    key = await _before_the_body(request)
     request.state.wire_names = SEGMENTATION_NAMES
     parsed = await read_request(request, c.SegmentsRequest)
     body = parsed.fields
     return await _submit(
-        request, _services(request).segment_customers, parsed.data, segmentation_spec(body), body
+        _services(request).segment_customers, parsed.data, segmentation_spec(body), body, key
     )
 
 
 async def analyze_policies(request: Request) -> Response:
+    key = await _before_the_body(request)
     request.state.wire_names = policies.POLICY_NAMES
     parsed = await read_request(request, c.PoliciesRequest)
     body = parsed.fields
     return await _submit(
-        request, _services(request).analyze_policies, parsed.data, policies.policy_spec(body), body
+        _services(request).analyze_policies, parsed.data, policies.policy_spec(body), body, key
     )
 
 
 async def analyze_content(request: Request) -> Response:
+    key = await _before_the_body(request)
     request.state.wire_names = CONTENT_NAMES
     parsed = await read_request(request, c.ContentRequest)
     body = parsed.fields
-    return await _submit(request, _services(request).analyze_content, parsed.data, content_spec(body), body)
+    return await _submit(_services(request).analyze_content, parsed.data, content_spec(body), body, key)
 
 
 async def analyze_drift(request: Request) -> Response:
+    key = await _before_the_body(request)
     request.state.wire_names = DRIFT_NAMES
     # JSON only: the model is part of the body, so there is no binary form of this request.
     parsed = await read_request(request, c.DriftAnalysisRequest, binary=False)
     body = parsed.fields
-    return await _submit(request, _services(request).analyze_drift, parsed.data, drift_spec(body), body)
+    return await _submit(_services(request).analyze_drift, parsed.data, drift_spec(body), body, key)
 
 
 async def get_job_status(request: Request, job_id: str) -> Response:

@@ -149,6 +149,17 @@ def training_response(
     return response
 
 
+def training_job_result(outcome: GbmTrainingOutcome) -> dict[str, Any]:
+    """The TrainGbmResponse of a `gbm_training` job. The replica that ran it never saw the request's
+    upload, so `upload` and `decode` are 0 rather than figures of another process, and `total` is
+    the sum of the stages the job timed (its wall time is the job's startedAt to finishedAt)."""
+    stages = outcome.durations_ms
+    optional = (stages.parity_fixture, stages.calibrate, stages.cross_validate)
+    timed = stages.load + stages.prepare + stages.train + stages.evaluate + stages.dump
+    total = round(timed + sum(value for value in optional if value is not None), 3)
+    return training_response(outcome, upload_ms=0.0, decode_ms=0.0, total_ms=total)
+
+
 def _reliability(curve: ReliabilityCurve) -> c.ReliabilityCurve:
     return c.ReliabilityCurve(
         predicted=list(curve.predicted), observed=list(curve.observed), count=list(curve.count)

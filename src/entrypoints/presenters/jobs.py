@@ -10,11 +10,13 @@ from application.ports import ResultPresenter
 from domain.content import ContentAnalysisResult
 from domain.drift import DriftAnalysisResult
 from domain.errors import WorkerError
+from domain.gbm.training import GbmTrainingOutcome
 from domain.jobs import EchoedResult, Job, JobFailure, RequestEcho
 from domain.policies import PolicyAnalysisResult
 from domain.segmentation import SegmentationResult
 from entrypoints.presenters.content import CONTENT_NAMES, present_content_analysis
 from entrypoints.presenters.drift import DRIFT_NAMES, present_drift_analysis
+from entrypoints.presenters.gbm import GBM_NAMES, training_job_result
 from entrypoints.presenters.policies import POLICY_NAMES, present_policy_analysis
 from entrypoints.presenters.segmentation import SEGMENTATION_NAMES, present_segmentation
 from entrypoints.presenters.wire import WireNames, iso_time, json_ready, without_marks
@@ -27,6 +29,7 @@ RESULT_PRESENTERS: dict[type, Present] = {
     ContentAnalysisResult: present_content_analysis,
     PolicyAnalysisResult: present_policy_analysis,
     DriftAnalysisResult: present_drift_analysis,
+    GbmTrainingOutcome: training_job_result,
 }
 # Job type -> how its request spells the spec fields that a failure message names.
 JOB_NAMES: dict[str, WireNames] = {
@@ -34,6 +37,7 @@ JOB_NAMES: dict[str, WireNames] = {
     "content_analysis": CONTENT_NAMES,
     "policy_analysis": POLICY_NAMES,
     "drift_analysis": DRIFT_NAMES,
+    "gbm_training": GBM_NAMES,
 }
 
 
@@ -84,6 +88,8 @@ def job_view(job: Job) -> dict[str, Any]:
         "createdAt": _iso(job.created_at),
         "startedAt": _iso(job.started_at),
         "finishedAt": _iso(job.finished_at),
+        "attempts": job.attempts,
+        "replica": job.owner,
         "result": dict(job.result) if job.result is not None else None,
         "error": {"code": job.error.code, "message": job.error.message} if job.error else None,
     }
