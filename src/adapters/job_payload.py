@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.ipc
 
 from application.ports import JobInput, JobInputCodec
 from domain.errors import InternalFailure
@@ -38,20 +36,15 @@ _SWEEP_AGE_S = 60.0
 
 
 def _frame_bytes(frame: pl.DataFrame) -> bytes:
-    sink = pa.BufferOutputStream()
-    table = frame.to_arrow()
-    with pyarrow.ipc.new_stream(
-        sink, table.schema, options=pyarrow.ipc.IpcWriteOptions(compression="zstd")
-    ) as w:
-        w.write_table(table)
-    return bytes(sink.getvalue())
+    # polars' own IPC writer: it keeps every dtype polars may hold (Int128 for integers past int64,
+    # which pyarrow cannot take), and the frame reads back as it was.
+    sink = io.BytesIO()
+    frame.write_ipc_stream(sink, compression="zstd")
+    return sink.getvalue()
 
 
 def _frame(data: bytes) -> pl.DataFrame:
-    table = pyarrow.ipc.open_stream(pa.py_buffer(data)).read_all()
-    frame = pl.from_arrow(table, rechunk=False)
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+    return pl.read_ipc_stream(io.BytesIO(data))
 
 
 class _Pickler(pickle.Pickler):

@@ -605,7 +605,12 @@ class _UnreachableStore(InMemoryJobStore):
 
 
 class _ExplodingTraining:
+    job_type = "gbm_training"  # it stands in for the training use case, a job handler too
+
     async def execute(self, command: Any) -> Any:
+        raise RuntimeError("secret internals")
+
+    async def prepare(self, job_input: Any) -> Any:
         raise RuntimeError("secret internals")
 
 

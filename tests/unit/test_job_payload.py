@@ -39,7 +39,9 @@ def test_inline_data_round_trips_with_its_spec_and_echo() -> None:
     codec = PickledJobInputs()
     frame = _frame(5000)
     job_input = JobInput(
-        SegmentationSpec(min_clusters=3, max_clusters=6), RequestEcho("schema-1", "acme"), PolarsDataset(frame)
+        SegmentationSpec(min_clusters=3, max_clusters=6),
+        RequestEcho("schema-1", "acme"),
+        PolarsDataset(frame),
     )
     payload = codec.encode("job-1", job_input)
     back = codec.decode(payload)
@@ -49,6 +51,16 @@ def test_inline_data_round_trips_with_its_spec_and_echo() -> None:
     # Compressed: smaller than the frame itself (doubles and ints of random values compress little,
     # the strings and booleans a lot).
     assert len(payload) < frame.estimated_size()
+
+
+def test_integers_past_int64_keep_their_type() -> None:
+    frame = pl.DataFrame({"id": [-(2**63) - 1, 2**64]}, schema={"id": pl.Int128})
+    codec = PickledJobInputs()
+    back = codec.decode(
+        codec.encode("job-1", JobInput(SegmentationSpec(), RequestEcho(), PolarsDataset(frame)))
+    )
+    assert back.dataset is not None
+    assert_frame_equal(back.dataset.frame, frame)
 
 
 def test_a_table_travels_as_its_reference() -> None:
