@@ -7,7 +7,7 @@ For each store: two replicas (`ml-worker serve`, one compute worker each) share 
 1. Burst: `--jobs` small segmentation jobs are sent at once, alternately to each replica. Printed:
    the answers (202 or not), the outcomes, how many each replica ran, and the time from submission
    to completion (p50, p99, from the jobs' own createdAt/finishedAt).
-2. Kill: `--kill-jobs` longer jobs (about 1 s each) are queued; once the second replica is running
+2. Kill: `--kill-jobs` longer jobs (about 2 s each) are queued; once the second replica is running
    one, its process group (server and pool) is killed with SIGKILL. Printed: the outcomes (every job
    should complete, the killed one's on its second attempt), none WORKER_LOST, none stuck.
 
@@ -130,7 +130,7 @@ async def burst(client: httpx.AsyncClient, replicas: list[Replica], count: int) 
 async def kill_one(client: httpx.AsyncClient, replicas: list[Replica], count: int, lease: float) -> None:
     victim = replicas[1]
     answers = [
-        await submit(client, replicas[i % 2], segments_body(40_000, 1000 + i, 8)) for i in range(count)
+        await submit(client, replicas[i % 2], segments_body(150_000, 1000 + i, 8)) for i in range(count)
     ]
     ids = [job_id for status, job_id in answers if job_id]
     print(f"  kill: {count} submitted, answers {dict(collections.Counter(s for s, _ in answers))}")
@@ -139,7 +139,9 @@ async def kill_one(client: httpx.AsyncClient, replicas: list[Replica], count: in
     while victim_job is None and time.monotonic() < deadline:
         for job_id in ids:
             job = (await client.get(f"{replicas[0].url}/status/{job_id}")).json()
-            if job["status"] == "running" and ran_on(job) == str(victim.process.pid):
+            # Not near its end: killed now, it cannot have written its outcome first.
+            mid_run = job["status"] == "running" and job["progress"] < 0.6
+            if mid_run and ran_on(job) == str(victim.process.pid):
                 victim_job = job_id
                 break
         await asyncio.sleep(0.1)
