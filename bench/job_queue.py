@@ -36,7 +36,7 @@ import redis.asyncio as aioredis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from support.replicas import Replica, outcomes, start_replica, submit, tally, wait_live  # noqa: E402
+from support.replicas import Replica, outcomes, refusals, start_replica, submit, tally, wait_live  # noqa: E402
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 DATABASE_URL = os.environ.get("ML_WORKER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -118,7 +118,8 @@ async def burst(client: httpx.AsyncClient, replicas: list[Replica], count: int) 
     ids = [a[1] for a in answers if isinstance(a, tuple) and a[1]]
     jobs, waited = await outcomes(client, replicas[0], ids, bound=300)
     seconds = sorted(_seconds(j) for j in jobs.values() if j["status"] == "completed")
-    print(f"  burst: {count} submitted in {sent:.2f} s, answers {dict(codes)}")
+    print(f"  burst: {count} submitted in {sent:.2f} s, answers {dict(codes)} {dict(refusals)}")
+    refusals.clear()
     print(f"  burst: {tally(jobs)}; ran by {by_replica(jobs, replicas)}")
     print(
         f"  burst: submission -> completion p50 {percentile(seconds, 50):.2f} s, "

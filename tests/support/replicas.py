@@ -109,8 +109,16 @@ async def wait_live(client: httpx.AsyncClient, replica: Replica, path: str, time
 
 
 async def submit(client: httpx.AsyncClient, replica: Replica, body: dict[str, Any]) -> tuple[int, str | None]:
+    """(status, the job's id); for a refusal, (status, None), its error code in `refusals`."""
     response = await client.post(replica.url + "/analyze/segments", json=body, timeout=30)
-    return response.status_code, response.json().get("jobId") if response.status_code == 202 else None
+    if response.status_code == 202:
+        return 202, response.json()["jobId"]
+    refusals[f"{response.status_code} {response.json().get('error', {}).get('code')}"] += 1
+    return response.status_code, None
+
+
+# Error codes of the refused submissions, for the benches' reports.
+refusals: collections.Counter[str] = collections.Counter()
 
 
 async def outcomes(
