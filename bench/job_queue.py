@@ -10,6 +10,9 @@ For each store: two replicas (`ml-worker serve`, one compute worker each) share 
 2. Kill: `--kill-jobs` longer jobs (about 2 s each) are queued; once the second replica is running
    one, its process group (server and pool) is killed with SIGKILL. Printed: the outcomes (every job
    should complete, the killed one's on its second attempt), none WORKER_LOST, none stuck.
+3. Big: `--big` segmentation bodies of `--big-rows` rows (about 18 MB of JSON at 540,000) sent at
+   once to the first replica: the answers (queued, not refused), the outcomes, and the peak RSS of
+   its process tree against idle.
 
 Needs the local Redis (REDIS_URL) and PostgreSQL (ML_WORKER_TEST_DATABASE_URL); keys and the table
 live under a prefix and a schema of their own, removed at the end.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import json
 import os
 import sys
 import tempfile
@@ -164,6 +168,49 @@ async def kill_one(client: httpx.AsyncClient, replicas: list[Replica], count: in
     print(f"  kill: WORKER_LOST {lost}, jobs by attempts {dict(attempts)}")
 
 
+async def big_bodies(client: httpx.AsyncClient, replica: Replica, count: int, rows: int) -> None:
+    """`count` large segmentation bodies at once to one replica: queued (202), not refused."""
+    body = json.dumps(segments_body(rows, 7, 6)).encode()
+    rss_before = replica.rss()
+    peak = rss_before
+    sampling = True
+
+    async def sample() -> None:
+        nonlocal peak
+        while sampling:
+            peak = max(peak, replica.rss())
+            await asyncio.sleep(0.05)
+
+    sampler = asyncio.ensure_future(sample())
+    started = time.monotonic()
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                f"{replica.url}/analyze/segments",
+                content=body,
+                headers={"content-type": "application/json"},
+                timeout=300,
+            )
+            for _ in range(count)
+        )
+    )
+    sent = time.monotonic() - started
+    codes = collections.Counter(
+        f"{a.status_code}" + ("" if a.status_code == 202 else f" {a.json()['error']['code']}")
+        for a in answers
+    )
+    ids = [a.json()["jobId"] for a in answers if a.status_code == 202]
+    jobs, _ = await outcomes(client, replica, ids, bound=900)
+    sampling = False
+    await sampler
+    print(
+        f"  big: {count} bodies of {len(body) / 1e6:.1f} MB at once to one replica, "
+        f"answered in {sent:.1f} s: "
+        f"{dict(codes)}; {tally(jobs)}; server tree RSS idle {rss_before / 2**20:.0f} MB, "
+        f"peak {peak / 2**20:.0f} MB"
+    )
+
+
 async def run_store(kind: str, args: argparse.Namespace, log_dir: Path) -> None:
     run = uuid.uuid4().hex[:10]
     namespace = f"mlw-queue:{run}:" if kind == "redis" else f"mlw_queue_{run}.jobs"
@@ -176,6 +223,8 @@ async def run_store(kind: str, args: argparse.Namespace, log_dir: Path) -> None:
             print(f"{kind}: two replicas, one compute worker each, lease {args.lease:g} s")
             await burst(client, replicas, args.jobs)
             await kill_one(client, replicas, args.kill_jobs, args.lease)
+            if args.big:
+                await big_bodies(client, replicas[0], args.big, args.big_rows)
     finally:
         for replica in replicas:
             replica.stop()
@@ -190,6 +239,8 @@ async def main() -> None:
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--kill-jobs", type=int, default=40)
     parser.add_argument("--lease", type=float, default=10.0)
+    parser.add_argument("--big", type=int, default=30, help="large bodies sent at once (0: none)")
+    parser.add_argument("--big-rows", type=int, default=540_000, help="rows of each large body")
     args = parser.parse_args()
     log_dir = Path(tempfile.mkdtemp(prefix="bench-job-queue-"))
     print(f"replica logs: {log_dir}; load at start {os.getloadavg()[0]:.2f}")

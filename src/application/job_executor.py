@@ -20,6 +20,7 @@ a whole lease (see job_upkeep.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ from domain.jobs import Job, JobFailure, JobStatus
 log = logging.getLogger(__name__)
 
 __all__ = ["JobExecutor", "JobSettings"]
+
+_LARGE_PAYLOAD_BYTES = 1 << 20
+_LARGE_PAYLOADS_AT_ONCE = 2
 
 
 @dataclass
@@ -78,6 +82,7 @@ class JobExecutor(JobScheduler):
         self._upkeep = JobUpkeep(store, clock, settings, codec, self._observer, wake=self._wake_dispatcher)
         self._wake = asyncio.Event()
         self._room = _Room()
+        self._large_writes = asyncio.Semaphore(_LARGE_PAYLOADS_AT_ONCE)
         self._dispatcher: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -133,9 +138,10 @@ class JobExecutor(JobScheduler):
         )
         payload = await asyncio.to_thread(self._codec.encode, job.id, job_input)
         try:
-            stored = await self._store.create(
-                job, payload=payload, idempotency_key=idempotency_key, limits=self._settings.limits
-            )
+            async with self._writing(len(payload)):
+                stored = await self._store.create(
+                    job, payload=payload, idempotency_key=idempotency_key, limits=self._settings.limits
+                )
         except DependencyUnavailable:
             # The job may be stored all the same (a lost reply): its payload stays; if the job is
             # not there, the reaper's sweep removes a payload kept outside the store.
@@ -149,6 +155,13 @@ class JobExecutor(JobScheduler):
         self._observer.job_queued(job.type)
         self._wake_dispatcher()
         return stored
+
+    def _writing(self, size: int) -> contextlib.AbstractAsyncContextManager[object]:
+        # Large inputs are written to the store a few at a time: a burst of them written at once
+        # would share the store's bandwidth and each miss the deadline its own size allows.
+        if size < _LARGE_PAYLOAD_BYTES:
+            return contextlib.nullcontext()
+        return self._large_writes
 
     async def check_room(self) -> None:
         room = self._room

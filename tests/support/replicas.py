@@ -50,6 +50,11 @@ class Replica:
         except psutil.Error:
             pass
 
+    def rss(self) -> int:
+        """Resident bytes of the server and its compute processes."""
+        root = psutil.Process(self.process.pid)
+        return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+
     def kill(self) -> None:
         self.sample_cpu()
         os.killpg(self.process.pid, signal.SIGKILL)
