@@ -33,17 +33,24 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import numpy as np
-import redis.asyncio as aioredis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from support.replicas import Replica, outcomes, refusals, start_replica, submit, tally, wait_live  # noqa: E402
-
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-DATABASE_URL = os.environ.get("ML_WORKER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from support.replicas import (  # noqa: E402
+    DATABASE_URL,
+    REDIS_URL,
+    Replica,
+    drop_namespace,
+    outcomes,
+    refusals,
+    start_replica,
+    store_namespace,
+    submit,
+    tally,
+    wait_live,
+)
 
 
 def segments_body(rows: int, seed: int, max_clusters: int) -> dict[str, Any]:
@@ -77,23 +84,6 @@ def store_env(kind: str, namespace: str, lease: float) -> dict[str, str]:
     else:
         env |= {"ML_WORKER_JOB_STORE_URL": DATABASE_URL, "ML_WORKER_JOB_STORE_TABLE": namespace}
     return env
-
-
-async def drop(kind: str, namespace: str) -> None:
-    if kind == "redis":
-        client = aioredis.Redis.from_url(REDIS_URL)
-        try:
-            keys = [key async for key in client.scan_iter(match=f"{namespace}*", count=1000)]
-            if keys:
-                await client.delete(*keys)
-        finally:
-            await client.aclose()  # type: ignore[attr-defined]
-        return
-    conn = await asyncpg.connect(DATABASE_URL)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{namespace.split(".")[0]}" CASCADE')
-    finally:
-        await conn.close()
 
 
 def ran_on(job: dict[str, Any]) -> str:
@@ -213,7 +203,7 @@ async def big_bodies(client: httpx.AsyncClient, replica: Replica, count: int, ro
 
 async def run_store(kind: str, args: argparse.Namespace, log_dir: Path) -> None:
     run = uuid.uuid4().hex[:10]
-    namespace = f"mlw-queue:{run}:" if kind == "redis" else f"mlw_queue_{run}.jobs"
+    namespace = store_namespace(kind, f"mlw_queue_{run}")
     env = store_env(kind, namespace, args.lease)
     replicas = [start_replica(f"{kind}-{name}", env, log_dir) for name in ("a", "b")]
     try:
@@ -228,7 +218,7 @@ async def run_store(kind: str, args: argparse.Namespace, log_dir: Path) -> None:
     finally:
         for replica in replicas:
             replica.stop()
-        await drop(kind, namespace)
+        await drop_namespace(kind, namespace)
 
 
 async def main() -> None:

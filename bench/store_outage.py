@@ -27,11 +27,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import numpy as np
 import psutil
-import redis.asyncio as aioredis
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +37,17 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 sys.path.insert(0, str(ROOT / "tests"))
 from tcp_proxy import TcpProxy  # noqa: E402
 
-from support.replicas import Replica, answered, outcomes, start_replica, submit, tally, wait_live  # noqa: E402
+from support.replicas import (  # noqa: E402
+    Replica,
+    answered,
+    drop_namespace,
+    outcomes,
+    start_replica,
+    store_namespace,
+    submit,
+    tally,
+    wait_live,
+)
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 DATABASE_URL = os.environ.get("ML_WORKER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -69,9 +77,12 @@ async def run_store(kind: str, args: argparse.Namespace, log_dir: Path) -> None:
         "PYTHONPATH": str(ROOT / "src"),
     }
     if kind == "redis":
-        env |= {"REDIS_URL": through, "ML_WORKER_REDIS_KEY_PREFIX": f"mlw-bench:{run}:"}
+        env |= {"REDIS_URL": through, "ML_WORKER_REDIS_KEY_PREFIX": store_namespace(kind, f"mlw_bench_{run}")}
     else:
-        env |= {"ML_WORKER_JOB_STORE_URL": through, "ML_WORKER_JOB_STORE_TABLE": f"mlw_bench_{run}.jobs"}
+        env |= {
+            "ML_WORKER_JOB_STORE_URL": through,
+            "ML_WORKER_JOB_STORE_TABLE": store_namespace(kind, f"mlw_bench_{run}"),
+        }
     replicas = [start_replica(f"{kind}-a", env, log_dir), start_replica(f"{kind}-b", env, log_dir)]
     a, b = replicas
     body = _segments_body(args.rows, seed=1)
@@ -156,7 +167,7 @@ async def run_store(kind: str, args: argparse.Namespace, log_dir: Path) -> None:
             f"{'':8s}   replica CPU seconds: " + ", ".join(f"{r.name} {r.cpu_seconds:.1f}" for r in replicas)
         )
         await proxy.stop()
-        await _drop(kind, run)
+        await drop_namespace(kind, store_namespace(kind, f"mlw_bench_{run}"))
 
 
 def _during(job: dict[str, Any], down_at: float, outage: float) -> bool:
@@ -172,23 +183,6 @@ async def submit_timed(
     started = time.monotonic()
     status, _ = await submit(client, replica, body)
     return status, time.monotonic() - started
-
-
-async def _drop(kind: str, run: str) -> None:
-    if kind == "redis":
-        client = aioredis.Redis.from_url(REDIS_URL)
-        try:
-            keys = [key async for key in client.scan_iter(match=f"mlw-bench:{run}:*", count=1000)]
-            if keys:
-                await client.delete(*keys)
-        finally:
-            await client.aclose()  # type: ignore[attr-defined]
-        return
-    conn = await asyncpg.connect(DATABASE_URL.replace("postgresql+asyncpg://", "postgresql://", 1))
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "mlw_bench_{run}" CASCADE')
-    finally:
-        await conn.close()
 
 
 async def main() -> None:

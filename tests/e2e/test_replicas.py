@@ -18,12 +18,20 @@ import httpx
 import numpy as np
 import pytest
 
-from support.replicas import Replica, outcomes, start_replica, submit, wait_live
+from support.replicas import (
+    DATABASE_URL,
+    REDIS_URL,
+    Replica,
+    drop_namespace,
+    outcomes,
+    start_replica,
+    store_namespace,
+    submit,
+    wait_live,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 LEASE = 3.0
 
 
@@ -50,9 +58,9 @@ async def replicas(request: pytest.FixtureRequest) -> AsyncIterator[list[Replica
         "ML_WORKER_LOG_LEVEL": "warning",
         "ML_WORKER_LOG_FORMAT": "json",
         "REDIS_URL": REDIS_URL,
-        "ML_WORKER_REDIS_KEY_PREFIX": f"mlw-replicas:{run}:",
+        "ML_WORKER_REDIS_KEY_PREFIX": store_namespace("redis", f"mlw_replicas_{run}"),
         "ML_WORKER_JOB_STORE_URL": DATABASE_URL,
-        "ML_WORKER_JOB_STORE_TABLE": f"mlw_replicas_{run}",
+        "ML_WORKER_JOB_STORE_TABLE": store_namespace("postgres", f"mlw_replicas_{run}"),
     }
     logs = Path(tempfile.mkdtemp(prefix="replicas-"))
     started = [start_replica(f"{kind}-{name}", env, logs) for name in ("a", "b")]
@@ -64,28 +72,7 @@ async def replicas(request: pytest.FixtureRequest) -> AsyncIterator[list[Replica
     finally:
         for replica in started:
             replica.stop()
-        await _drop(kind, run)
-
-
-async def _drop(kind: str, run: str) -> None:
-    if kind == "redis":
-        import redis.asyncio as aioredis
-
-        client = aioredis.Redis.from_url(REDIS_URL)
-        try:
-            keys = [key async for key in client.scan_iter(match=f"mlw-replicas:{run}:*", count=1000)]
-            if keys:
-                await client.delete(*keys)
-        finally:
-            await client.aclose()  # type: ignore[attr-defined]
-        return
-    import asyncpg
-
-    conn = await asyncpg.connect(DATABASE_URL)
-    try:
-        await conn.execute(f'DROP TABLE IF EXISTS "mlw_replicas_{run}_payloads", "mlw_replicas_{run}"')
-    finally:
-        await conn.close()
+        await drop_namespace(kind, store_namespace(kind, f"mlw_replicas_{run}"))
 
 
 async def test_a_burst_is_queued_and_run_by_both_replicas_then_a_killed_one_loses_nothing(

@@ -45,6 +45,7 @@ from support.eventually import eventually
 from support.http import error_of, finished_job
 from support.jobs import submit_task, task_handlers
 from support.presenter import DocumentPresenter
+from support.replicas import drop_namespace, store_namespace
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -120,7 +121,7 @@ async def proxied(request: pytest.FixtureRequest) -> AsyncIterator[Proxied]:
     await proxy.start()
     through = server.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     run = uuid.uuid4().hex[:10]
-    namespace = f"mlw-outage:{run}:" if kind == "redis" else f"mlw_outage_{run}.jobs"
+    namespace = store_namespace(kind, f"mlw_outage_{run}")
     proxied = Proxied(kind, proxy, through, namespace)
     try:
         yield proxied
@@ -128,24 +129,7 @@ async def proxied(request: pytest.FixtureRequest) -> AsyncIterator[Proxied]:
         for store in proxied.stores:
             await store.close()
         await proxy.stop()
-        await _drop(kind, namespace)
-
-
-async def _drop(kind: str, namespace: str) -> None:
-    if kind == "redis":
-        client = aioredis.Redis.from_url(REDIS_URL)
-        try:
-            keys = [key async for key in client.scan_iter(match=f"{namespace}*", count=1000)]
-            if keys:
-                await client.delete(*keys)
-        finally:
-            await client.aclose()  # type: ignore[attr-defined]
-        return
-    conn = await asyncpg.connect(DATABASE_URL)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{namespace.split(".")[0]}" CASCADE')
-    finally:
-        await conn.close()
+        await drop_namespace(kind, namespace)
 
 
 async def _job(store: JobStore, job_id: str, until: Callable[[Job], bool], what: str) -> Job:

@@ -22,6 +22,35 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = ("completed", "failed", "cancelled")
+REDIS_URL = os.environ.get("ML_WORKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+DATABASE_URL = os.environ.get("ML_WORKER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def store_namespace(kind: str, name: str) -> str:
+    """Where a run's jobs live: a Redis key prefix, or a PostgreSQL `schema.table` of its own."""
+    return f"{name.replace('_', '-')}:" if kind == "redis" else f"{name}.jobs"
+
+
+async def drop_namespace(kind: str, namespace: str) -> None:
+    """Remove what a run left in the store: its Redis keys, or its PostgreSQL schema."""
+    if kind == "redis":
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(REDIS_URL)
+        try:
+            keys = [key async for key in client.scan_iter(match=f"{namespace}*", count=1000)]
+            if keys:
+                await client.delete(*keys)
+        finally:
+            await client.aclose()  # type: ignore[attr-defined]
+        return
+    import asyncpg
+
+    conn = await asyncpg.connect(DATABASE_URL.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{namespace.split(".")[0]}" CASCADE')
+    finally:
+        await conn.close()
 
 
 def _free_port() -> int:
