@@ -73,6 +73,14 @@ class DatasetSource(Protocol[F_out]):
         ...
 
 
+class ComputeCluster(Protocol):
+    """A cluster some computations run on instead of this replica's pool (the Dask backend)."""
+
+    async def check(self) -> str | None:
+        """None when the cluster answers, else a short reason (for /health)."""
+        ...
+
+
 @dataclass(frozen=True)
 class PoolCapacity:
     workers: int

@@ -137,9 +137,11 @@ class TrainGbm(JobHandler):
         # What the training would cost, refused here: a bomb never reaches a worker. The fold
         # models (`cv_folds`, a cross-fitted calibrator) train one at a time, after the returned
         # model is freed, on fewer rows: the estimate of one training bounds their memory too.
-        # Their time is the training deadline's to bound.
-        categories = dataset.distinct_counts(plan.categorical)
-        self._budget.check(gbm_estimate(spec, plan, dataset.row_count, categories))
+        # Their time is the training deadline's to bound. Rows computed elsewhere (a cluster) are
+        # not this replica's memory: their backend bounds them (its own row limit).
+        if not dataset.computed_elsewhere:
+            categories = dataset.distinct_counts(plan.categorical)
+            self._budget.check(gbm_estimate(spec, plan, dataset.row_count, categories))
         return _Checked(dataset, plan)
 
     def _remaining(self, received_at: float | None) -> float:

@@ -91,6 +91,13 @@ class Dataset(Protocol[Frame]):
         """Distinct non-null values per column: what a resource estimate needs of categoricals."""
         ...
 
+    @property
+    def computed_elsewhere(self) -> bool:
+        """True when the rows are not in this process but are read and computed where they are (a
+        cluster): this replica's memory budget then does not apply, the backend's own limits do.
+        Implementations subclass the protocol explicitly, so this default holds for local data."""
+        return False
+
 
 def describe_spec(spec: DataSpec) -> dict[str, Any]:
     """A short, log-safe description of where data came from (never the data itself)."""

@@ -17,6 +17,9 @@ from adapters.compute.memory_budget import memory_limit_bytes
 from adapters.compute.process_pool import ProcessPoolRunner
 from adapters.compute.shared_frames import SharedFrames
 from adapters.content.analyzer import SklearnContentAnalyzer
+from adapters.dask.cluster import DaskCluster
+from adapters.dask.table_dataset import DaskTableSource
+from adapters.dask.trainer import DaskGbmTrainer
 from adapters.drift.analyzer import PolarsDriftAnalyzer
 from adapters.files.dataset_source import FileDatasetSource
 from adapters.gbm.trainer import LightGbmTrainer
@@ -25,6 +28,7 @@ from adapters.metrics.prometheus_jobs import PrometheusJobObserver
 from adapters.policies.analyzer import PolarsPolicyAnalyzer
 from adapters.postgres.table_source import SqlDatasetSource
 from adapters.routing_dataset_source import RoutingDatasetSource
+from adapters.routing_trainer import RoutingGbmTrainer
 from adapters.segmentation.segmenter import SklearnSegmenter
 from adapters.system_clock import SystemClock
 from application.analyze_content import AnalyzeContent
@@ -35,6 +39,7 @@ from application.check_health import CheckHealth
 from application.get_job import GetJob
 from application.job_executor import JobExecutor
 from application.ports import (
+    ComputeCluster,
     ComputeRunner,
     DatasetSource,
     JobInput,
@@ -105,7 +110,30 @@ def _analysis_timeout(settings: Settings, job_type: str) -> float:
     return per_type.get(job_type, settings.job_timeout_seconds)
 
 
-async def _started_datasets(settings: Settings, read_files: bool) -> AsyncIterator[DatasetSource[Any]]:
+@dataclass(frozen=True)
+class _Datasets:
+    """The data sources: `local` for every use case, `training` for the trainings, which send
+    large tables to the Dask cluster when one is configured (adapters/dask/table_dataset.py)."""
+
+    local: DatasetSource[Any]
+    training: DatasetSource[Any]
+
+
+def _cluster(settings: Settings) -> DaskCluster | None:
+    return DaskCluster(settings.dask_scheduler) if settings.dask_scheduler else None
+
+
+def _trainer(settings: Settings, shape: PoolShape) -> RoutingGbmTrainer:
+    local = LightGbmTrainer(num_threads=shape.threads_per_task)
+    elsewhere = (
+        DaskGbmTrainer(settings.dask_scheduler, settings.database_url) if settings.dask_scheduler else None
+    )
+    return RoutingGbmTrainer(local, elsewhere)
+
+
+async def _started_datasets(
+    settings: Settings, read_files: bool, cluster: ComputeCluster | None
+) -> AsyncIterator[_Datasets]:
     table = (
         SqlDatasetSource(
             settings.database_url,
@@ -121,7 +149,13 @@ async def _started_datasets(settings: Settings, read_files: bool) -> AsyncIterat
     )
     try:
         files = FileDatasetSource() if read_files else None
-        yield RoutingDatasetSource(inline=InlineDatasetSource(), table=table, files=files)
+        local = RoutingDatasetSource(inline=InlineDatasetSource(), table=table, files=files)
+        training: DatasetSource[Any] = local
+        if isinstance(cluster, DaskCluster) and table is not None:
+            training = DaskTableSource(
+                local, table, cluster, min_rows=settings.dask_min_rows, max_rows=settings.dask_max_rows
+            )
+        yield _Datasets(local, training)
     finally:
         if table is not None:
             await table.close()
@@ -136,7 +170,10 @@ class Container(containers.DeclarativeContainer):
     job_store = providers.Resource(started_job_store, providers.Singleton(job_store_for, settings, clock))
     # Only the offline CLI reads files (offline_container); the service never reads its own disk.
     read_files = providers.Object(False)
-    datasets = providers.Resource(_started_datasets, settings, read_files)
+    cluster = providers.Singleton(_cluster, settings)
+    data_sources = providers.Resource(_started_datasets, settings, read_files, cluster)
+    datasets = data_sources.provided.local
+    training_datasets = data_sources.provided.training
     result_presenter = providers.Singleton(JobResultPresenter)
     # One per container, so that each app (tests build many) has its own /metrics.
     metrics_registry = providers.Singleton(CollectorRegistry)
@@ -147,7 +184,7 @@ class Container(containers.DeclarativeContainer):
     # The executor as the routes see it (Services.jobs): the queue's room, checked before a body is read.
     jobs = executor
 
-    trainer = providers.Singleton(LightGbmTrainer, num_threads=shape.provided.threads_per_task)
+    trainer = providers.Singleton(_trainer, settings, shape)
     segmenter = providers.Singleton(SklearnSegmenter)
     policy_analyzer = providers.Singleton(PolarsPolicyAnalyzer)
     content_analyzer = providers.Singleton(SklearnContentAnalyzer)
@@ -156,7 +193,7 @@ class Container(containers.DeclarativeContainer):
     max_rows = settings.provided.max_rows
     train_gbm = providers.Singleton(
         TrainGbm,
-        datasets,
+        training_datasets,
         runner,
         trainer,
         max_rows,
@@ -215,6 +252,7 @@ class Container(containers.DeclarativeContainer):
         runner,
         uses_database=providers.Callable(bool, settings.provided.database_url),
         timeout_seconds=providers.Callable(_health_timeout, settings),
+        cluster=cluster,
     )
 
 

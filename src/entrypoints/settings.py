@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
     compute: Literal["process", "inline"] = "process"
+    # The Dask backend for large tables (README, "Past one machine: Dask"); unset: everything local.
+    dask_scheduler: str | None = None
+    dask_min_rows: int = Field(2_000_000, ge=1)
+    dask_max_rows: int = Field(200_000_000, ge=1)
     shm_dir: str | None = None
 
     @field_validator("api_key")
@@ -190,6 +194,9 @@ environment variables:
   ML_WORKER_LOG_FORMAT             auto (console on a TTY, else JSON) | json | console
   ML_WORKER_COMPUTE                process (a pool of compute processes) | inline (in the server
                                    process; tests and debugging)
+  ML_WORKER_DASK_SCHEDULER         Dask scheduler for large tables, e.g. tcp://dask:8786 (unset: all local)
+  ML_WORKER_DASK_MIN_ROWS          a table with this many matching rows trains on Dask (2000000)
+  ML_WORKER_DASK_MAX_ROWS          rows a request may read on Dask (200000000)
   ML_WORKER_SHM_DIR                where task data goes to the compute processes (/dev/shm; the
                                    temp dir when it has no room)
   TMPDIR                           the temp dir: temporary files, and task data ML_WORKER_SHM_DIR

@@ -57,6 +57,7 @@ from adapters.postgres.catalogue import (
 )
 from adapters.postgres.engine import libpq_conninfo
 from adapters.postgres.errors import shown_reason, table_read_error
+from adapters.postgres.partition_read import TableRead
 from adapters.postgres.read_plan import plan_read, too_large
 from adapters.postgres.split_read import RowCount, TooManyRows, page_ranges, parts, read_in_parts, stream
 from application.errors import DependencyUnavailable
@@ -137,6 +138,28 @@ class SqlDatasetSource(DatasetSource[pl.DataFrame]):
                 raise
             raise translated from exc
         return PolarsDataset(frame)
+
+    async def describe(self, spec: TableRef, *, max_rows: int, at_least: int) -> TableRead | None:
+        """The read `load` would make, checked and counted but not read, for a backend whose own
+        workers read it (partition_read.py); None when fewer than `at_least` rows match (the
+        planner's estimate of the whole table says so, or the count does), and PAYLOAD_TOO_LARGE past
+        `max_rows`. One REPEATABLE READ READ ONLY transaction, like a load."""
+        request = checked_request(spec, self._allowed_schemas)
+        self._access.check_name(request)
+        late = _late(self._statement_timeout_ms)
+        try:
+            return await self._in_thread(
+                self._describe, request, max_rows, at_least, wait_s=self._read_wait_s, late=late
+            )
+        except WorkerError:
+            raise
+        except Exception as exc:
+            translated = table_read_error(
+                exc, filtered=bool(request.filters), statement_timeout_ms=self._statement_timeout_ms
+            )
+            if translated is None:
+                raise
+            raise translated from exc
 
     async def check(self) -> str | None:
         try:
@@ -226,6 +249,30 @@ class SqlDatasetSource(DatasetSource[pl.DataFrame]):
         if frame.height > max_rows:  # the count was skipped on stale statistics: refuse all the same
             raise too_large(request, max_rows)
         return frame
+
+    def _describe(
+        self, handle: ReadHandle, request: TableRequest, max_rows: int, at_least: int
+    ) -> TableRead | None:
+        with self._pool.transaction(READ_TRANSACTION, handle) as cursor:
+            rows(cursor, SESSION_SQL, (str(self._statement_timeout_ms),))
+            sql, params = catalogue_query(request, self._allowed_schemas)
+            table = catalogue_table(rows(cursor, sql, params), request, self._allowed_schemas)
+            columns = selected_columns(table, request)
+            self._access.check_table(table, request)
+            # Filters only narrow the table: an estimate of the whole table below `at_least` is
+            # enough to stay local without a count (stale statistics only cost the local path).
+            if 0 < table.estimated_rows < at_least or (request.limit or at_least) < at_least:
+                return None
+            plan = plan_read(table, columns, request, max_rows)
+            rows(cursor, plan.settings_sql, tuple(plan.setting_values))
+            count = int(rows(cursor, plan.count_sql)[0]["count"])
+        if count > max_rows:
+            raise too_large(request, max_rows)
+        if count < at_least:
+            return None
+        return TableRead(
+            table, request, plan, arrow_decoding(plan.columns), count, max_rows, self._statement_timeout_ms
+        )
 
     def _submit_part(self, work: Callable[..., pl.DataFrame], *args: Any) -> Future[pl.DataFrame]:
         return self._part_threads.submit(work, *args)

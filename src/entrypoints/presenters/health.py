@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from application.check_health import DATABASE, JOB_STORE, HealthReport
+from application.check_health import COMPUTE_CLUSTER, DATABASE, JOB_STORE, HealthReport
 from application.ports import PoolCapacity
 
 CAPABILITIES = ["policy_analysis", "segmentation", "content_analysis", "gbm_training", "drift_analysis"]
-_DEPENDENCY_NAMES = {JOB_STORE: "jobStore", DATABASE: "database"}
+# The compute cluster is a Dask scheduler: the only cluster backend there is.
+_DEPENDENCY_NAMES = {JOB_STORE: "jobStore", DATABASE: "database", COMPUTE_CLUSTER: "dask"}
 
 
 def capacity_view(capacity: PoolCapacity) -> dict[str, int]:
@@ -23,7 +24,8 @@ def capacity_view(capacity: PoolCapacity) -> dict[str, int]:
 
 def health_view(report: HealthReport, *, version: str, job_store: str, data_source: str) -> dict[str, Any]:
     return {
-        "status": "ok" if report.healthy else "degraded",
+        # Degraded when anything is down; the HTTP status (routes.py) says whether it is still ready.
+        "status": "degraded" if report.degraded else "ok",
         "capabilities": CAPABILITIES,
         "version": version,
         "jobStore": job_store,
