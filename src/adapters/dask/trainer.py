@@ -80,13 +80,19 @@ class DaskGbmTrainer(GbmTrainer[TableRead]):
         self._connect_timeout = connect_timeout_s
 
     def train(
-        self, dataset: Dataset[TableRead], spec: GbmTrainingSpec, plan: FeaturePlan, progress: ProgressReporter
+        self,
+        dataset: Dataset[TableRead],
+        spec: GbmTrainingSpec,
+        plan: FeaturePlan,
+        progress: ProgressReporter,
     ) -> GbmTrainingOutcome:
         _refuse_unsupported(spec)
         client = cluster_client(self._scheduler, timeout_s=self._connect_timeout)
         held: list[Any] = []
         try:
-            return self._train(client, held, dataset, spec, plan, progress)
+            # lightgbm.dask waits on its futures through the current client: this one, for this call.
+            with client.as_current():
+                return self._train(client, held, dataset, spec, plan, progress)
         except WorkerError:
             raise
         except Exception as exc:
@@ -107,8 +113,6 @@ class DaskGbmTrainer(GbmTrainer[TableRead]):
         plan: FeaturePlan,
         progress: ProgressReporter,
     ) -> GbmTrainingOutcome:
-        from distributed import wait
-
         read, seed, fraction = dataset.frame, spec.params.seed, spec.validation_fraction
         clock = time.perf_counter()
         workers = client.scheduler_info(n_workers=-1)["workers"]
@@ -123,8 +127,7 @@ class DaskGbmTrainer(GbmTrainer[TableRead]):
                     tasks.read_task, [read] * len(parts), parts, [snapshot] * len(parts), pure=False
                 )
                 held += frames
-                wait(frames)
-                _raise_first(frames)
+                _settled(frames)
         else:
             frames = client.map(tasks.read_task, [read] * len(parts), parts, [None] * len(parts), pure=False)
             held += frames
@@ -164,14 +167,17 @@ class DaskGbmTrainer(GbmTrainer[TableRead]):
             pure=False,
         )
         held += encoded
-        wait(encoded)
+        _settled(encoded)
         # The fixture's rows are drawn from the first part's (the fixture samples at most a few
         # hundred of them): a bounded frame, the only rows this process ever holds.
         sample = None
         if spec.include_parity_fixture:
             sample = client.submit(tasks.head, frames[0], _FIXTURE_ROWS, pure=False)
             held.append(sample)
-        client.cancel(frames)  # the encoded matrices are what the workers keep from here on
+        # The encoded matrices are what the workers keep from here on: the frames are let go (not
+        # cancelled, which would cancel what was computed from them).
+        held[:] = [future for future in held if all(future is not frame for frame in frames)]
+        frames = []
         input_features, feature_names, native = bookkeeping.features(plan, spec, recorded)
         prepare_ms = _elapsed_ms(clock)
         progress(0.1, "data prepared on the cluster")
@@ -259,6 +265,9 @@ class DaskGbmTrainer(GbmTrainer[TableRead]):
         progress(1.0, "done")
         if used < iterations:
             warnings.append(f"early stopping kept {used} of {iterations} trees")
+        if spec.include_reference:
+            # The reference block (drift baselines) needs the training rows' histograms: not yet.
+            warnings.append("the model has no reference block: it is not computed on the Dask cluster yet")
         if keep < 1.0:
             warnings.append(
                 f"metrics computed on a uniform sample of {len(y_eval)} of the {evaluated} evaluated rows"
@@ -286,7 +295,6 @@ def _refuse_unsupported(spec: GbmTrainingSpec) -> None:
     unsupported = [
         ("cv_folds", spec.cv_folds),
         ("calibration", spec.calibration is not Calibration.NONE),
-        ("include_reference", spec.include_reference),
     ]
     named = [name for name, asked in unsupported if asked]
     if named:
@@ -297,10 +305,13 @@ def _refuse_unsupported(spec: GbmTrainingSpec) -> None:
         )
 
 
-def _raise_first(futures: list[Any]) -> None:
+def _settled(futures: list[Any]) -> None:
+    """Once every future is done (through its own client: `distributed.wait` would look for a
+    default client, and this one is not made the default); the first error raised."""
     for future in futures:
-        if future.status == "error":
-            future.result()
+        error = future.exception()
+        if error is not None:
+            raise error
 
 
 def _too_large(max_rows: int) -> PayloadTooLarge:

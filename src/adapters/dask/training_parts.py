@@ -54,9 +54,7 @@ def training_arrays(trained: list[tuple[Any, tasks.PartCounts]], width: int) -> 
     from dask.delayed import delayed
 
     xs = [
-        da.from_delayed(
-            delayed(tasks.x_train)(f), shape=(c.rows - c.valid_rows, width), dtype=np.float64
-        )
+        da.from_delayed(delayed(tasks.x_train)(f), shape=(c.rows - c.valid_rows, width), dtype=np.float64)
         for f, c in trained
     ]
     ys = [

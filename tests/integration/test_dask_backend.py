@@ -1,0 +1,243 @@
+"""The Dask backend against a real `distributed.LocalCluster` (2 worker processes, 1 thread each) and
+the real PostgreSQL: a 200,000-row table in its own schema, trained through the HTTP API with
+ML_WORKER_DASK_MIN_ROWS lowered so that 150,000 rows go to the cluster and 50,000 stay local."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import numpy as np
+import pytest
+
+from domain.gbm.scorer import load_model
+from support.app import app_client
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+distributed = pytest.importorskip("distributed")
+
+DSN = os.environ.get("ML_WORKER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+SCHEMA = f"dask_{uuid.uuid4().hex[:8]}"
+TABLE = f"{SCHEMA}.ds_customers"
+BIG_TENANT_ROWS, SMALL_TENANT_ROWS = 150_000, 50_000
+MIN_ROWS = 100_000
+FEATURES = ["income", "age", "visits", "spend", "region", "plan"]
+
+
+async def _seed() -> None:
+    rng = np.random.default_rng(16)
+    n = BIG_TENANT_ROWS + SMALL_TENANT_ROWS
+    income, age = rng.normal(50, 15, n), rng.integers(18, 80, n)
+    visits, spend = rng.poisson(3, n), rng.gamma(2.0, 30.0, n)
+    region = rng.choice(["north", "south", "east", "west"], n)
+    plan = rng.choice(["free", "basic", "pro"], n, p=[0.6, 0.3, 0.1])
+    margin = (
+        (income - 50) / 15
+        + (region == "east") * 1.2
+        + (plan == "pro") * 0.8
+        + 0.15 * visits
+        - 0.01 * (age - 50)
+        + rng.normal(0, 1, n)
+    )
+    converted = (margin > 0.6).astype(int)
+    tenant = np.where(np.arange(n) % 4 == 3, "t2", "t1")  # every fourth row: 50,000 for t2
+    conn = await asyncpg.connect(DSN)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{SCHEMA}"')
+        await conn.execute(
+            f'CREATE TABLE "{SCHEMA}".ds_customers ("tenantId" text, income double precision, age integer, '
+            "visits integer, spend double precision, region text, plan text, converted integer)"
+        )
+        records = zip(
+            tenant.tolist(),
+            income.tolist(),
+            age.tolist(),
+            visits.tolist(),
+            spend.tolist(),
+            region.tolist(),
+            plan.tolist(),
+            converted.tolist(),
+            strict=True,
+        )
+        await conn.copy_records_to_table("ds_customers", records=list(records), schema_name=SCHEMA)
+        await conn.execute(f'ANALYZE "{SCHEMA}".ds_customers')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+def seeded() -> Iterator[str]:
+    async def reachable() -> bool:
+        try:
+            conn = await asyncpg.connect(DSN, timeout=3)
+        except (OSError, asyncpg.PostgresError):
+            return False
+        await conn.close()
+        return True
+
+    if not asyncio.run(reachable()):
+        if os.environ.get("ML_WORKER_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"PostgreSQL at {DSN} is unreachable and ML_WORKER_REQUIRE_SERVICES=1")
+        pytest.skip(f"PostgreSQL at {DSN} is unreachable")
+    asyncio.run(_seed())
+    yield DSN
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(DSN)
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE')
+        await conn.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture(scope="module")
+def cluster(seeded: str) -> Iterator[Any]:
+    # The workers read the table with their own DATABASE_URL, as a deployment's workers would.
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        env={"DATABASE_URL": seeded},
+    ) as local:
+        yield local
+
+
+def _settings(database_url: str, scheduler: str | None) -> dict[str, Any]:
+    return {
+        "database_url": database_url,
+        "database_schemas": f"public,{SCHEMA}",
+        "dask_scheduler": scheduler,
+        "dask_min_rows": MIN_ROWS,
+    }
+
+
+@pytest.fixture
+async def client(seeded: str, cluster: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(**_settings(seeded, cluster.scheduler_address)) as c:
+        yield c
+
+
+def _training(tenant: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "data": {"table": TABLE, "columns": [*FEATURES, "converted"], "filters": {"tenantId": tenant}},
+        "label": "converted",
+        "params": {"numIterations": 30, "numLeaves": 15},
+        **extra,
+    }
+
+
+def _read_tasks(cluster: Any) -> int:
+    """Tasks of the parts' reads the scheduler has seen finish: whether a training went there."""
+    prefix = cluster.scheduler.task_prefixes.get("read_task")
+    return (
+        0
+        if prefix is None
+        else int(sum(prefix.state_counts.values()) if hasattr(prefix, "state_counts") else len(prefix.groups))
+    )
+
+
+async def test_a_large_table_trains_on_the_cluster_as_well_as_locally(
+    client: httpx.AsyncClient, seeded: str, cluster: Any
+) -> None:
+    started = time.perf_counter()
+    answer = await client.post("/train/gbm", json=_training("t1", includeParityFixture=True))
+    dask_seconds = time.perf_counter() - started
+    assert answer.status_code == 200, answer.text
+    trained = answer.json()
+    assert _read_tasks(cluster) > 0  # it ran on the cluster
+    metrics = trained["metrics"]
+    # The tenant filter held on every part: t1's rows only, all of them.
+    assert metrics["trainingSamples"] + metrics["validationSamples"] == BIG_TENANT_ROWS
+    assert abs(metrics["validationSamples"] - 0.2 * BIG_TENANT_ROWS) <= 10
+
+    async with app_client(**_settings(seeded, None)) as local_client:
+        started = time.perf_counter()
+        local = await local_client.post("/train/gbm", json=_training("t1"))
+        local_seconds = time.perf_counter() - started
+    assert local.status_code == 200, local.text
+    local_auc, dask_auc = local.json()["metrics"]["auc"], metrics["auc"]
+    print(f"AUC local {local_auc:.4f} ({local_seconds:.1f} s), dask {dask_auc:.4f} ({dask_seconds:.1f} s)")
+    assert abs(dask_auc - local_auc) <= 0.01
+
+    # Parity: the Dask-trained modelState scores in the Python scorer as LightGBM scored the rows.
+    model = load_model(trained["modelState"])
+    fixture = trained["parityFixture"]
+    rows, raw = fixture["rows"], fixture["rawScores"]
+    assert len(rows) > 100
+    for row, expected in zip(rows, raw, strict=True):
+        assert model.score(row).raw_margin == pytest.approx(expected, abs=1e-12)
+
+
+async def test_a_small_table_stays_local(client: httpx.AsyncClient, cluster: Any) -> None:
+    before = _read_tasks(cluster)
+    answer = await client.post("/train/gbm", json=_training("t2"))
+    assert answer.status_code == 200, answer.text
+    metrics = answer.json()["metrics"]
+    assert metrics["trainingSamples"] + metrics["validationSamples"] == SMALL_TENANT_ROWS
+    assert _read_tasks(cluster) == before
+
+
+async def test_the_cluster_path_needs_the_tenant_filter_too(client: httpx.AsyncClient) -> None:
+    body = _training("t1")
+    body["data"]["filters"] = {}
+    answer = await client.post("/train/gbm", json=body)
+    assert answer.status_code == 422, answer.text
+    assert "tenantId" in answer.text
+
+
+async def test_an_unreachable_scheduler_refuses_large_tables_only(seeded: str) -> None:
+    async with app_client(**_settings(seeded, "tcp://127.0.0.1:9")) as c:
+        health = await c.get("/health")
+        assert health.status_code == 200, health.text
+        dask = [d for d in health.json()["dependencies"] if d["name"] == "dask"]
+        assert dask and dask[0]["status"] == "degraded" and "127.0.0.1:9" in dask[0]["reason"]
+        assert health.json()["status"] == "degraded"
+
+        big = await c.post("/train/gbm", json=_training("t1"))
+        assert big.status_code == 503, big.text
+        assert big.json()["error"]["code"] == "DEPENDENCY_UNAVAILABLE"
+
+        small = await c.post("/train/gbm", json=_training("t2", params={"numIterations": 5}))
+        assert small.status_code == 200, small.text
+        rows = [{"x": float(i % 7), "y": int(i % 7 > 3)} for i in range(60)]
+        inline = await c.post(
+            "/train/gbm", json={"data": {"rows": rows}, "label": "y", "params": {"numIterations": 5}}
+        )
+        assert inline.status_code == 200, inline.text
+
+
+async def test_a_worker_killed_during_training_fails_clearly(client: httpx.AsyncClient, cluster: Any) -> None:
+    body = _training("t1", params={"numIterations": 3000, "numLeaves": 63, "learningRate": 0.01})
+    killed = threading.Event()
+
+    def kill_when_training() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed.is_set():
+            tasks = list(cluster.scheduler.tasks.items())
+            if any(str(key).startswith("_train_part") and ts.state == "processing" for key, ts in tasks):
+                time.sleep(0.5)  # inside LightGBM's training loop
+                worker = next(iter(cluster.workers.values()))
+                os.kill(worker.process.pid, 9)
+                killed.set()
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_when_training, daemon=True)
+    killer.start()
+    started = time.perf_counter()
+    answer = await client.post("/train/gbm", json=body)
+    took = time.perf_counter() - started
+    killer.join(5)
+    assert killed.is_set(), "the training never reached LightGBM on the workers"
+    print(f"killed worker -> {answer.status_code} in {took:.1f} s: {answer.text[:300]}")
+    assert answer.status_code in (500, 503), answer.text
+    assert answer.json()["error"]["code"] == "WORKER_LOST"
+    assert took < 60
