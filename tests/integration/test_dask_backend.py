@@ -176,6 +176,17 @@ async def test_a_large_table_trains_on_the_cluster_as_well_as_locally(
         assert model.score(row).raw_margin == pytest.approx(expected, abs=1e-12)
 
 
+async def test_a_compute_process_is_the_dask_client(seeded: str, cluster: Any) -> None:
+    # The production shape: the training runs in the process pool, whose process is the Dask client.
+    before = _read_tasks(cluster)
+    async with app_client(compute="process", **_settings(seeded, cluster.scheduler_address)) as c:
+        answer = await c.post("/train/gbm", json=_training("t1", params={"numIterations": 10}))
+    assert answer.status_code == 200, answer.text
+    metrics = answer.json()["metrics"]
+    assert metrics["trainingSamples"] + metrics["validationSamples"] == BIG_TENANT_ROWS
+    assert _read_tasks(cluster) > before
+
+
 async def test_a_small_table_stays_local(client: httpx.AsyncClient, cluster: Any) -> None:
     before = _read_tasks(cluster)
     answer = await client.post("/train/gbm", json=_training("t2"))
