@@ -96,6 +96,12 @@ class Settings(BaseSettings):
             raise ValueError("has leading or trailing whitespace (a newline from a secret file?)")
         return key
 
+    @field_validator("dask_scheduler")
+    @classmethod
+    def _blank_scheduler_is_unset(cls, address: str | None) -> str | None:
+        # Compose passes an unset variable through as empty: that means no cluster, as unset does.
+        return address.strip() or None if address is not None else None
+
     @field_validator("table_pattern")
     @classmethod
     def _pattern_compiles(cls, pattern: str) -> str:

@@ -131,6 +131,16 @@ the ML_WORKER_* tuning values that are not null, then mlWorker.extraEnv.
 {{- $env = append $env (dict "name" (index $names $key) "value" (toString $v)) -}}
 {{- end -}}
 {{- end -}}
+{{- $dask := $w.dask | default dict -}}
+{{- range $key, $name := dict "schedulerAddress" "ML_WORKER_DASK_SCHEDULER" "minRows" "ML_WORKER_DASK_MIN_ROWS" "maxRows" "ML_WORKER_DASK_MAX_ROWS" -}}
+{{- $v := index $dask $key -}}
+{{- if not (kindIs "invalid" $v) -}}
+{{- if and (kindIs "float64" $v) (eq $v (float64 (int64 $v))) -}}
+{{- $v = int64 $v -}}
+{{- end -}}
+{{- $env = append $env (dict "name" $name "value" (toString $v)) -}}
+{{- end -}}
+{{- end -}}
 {{- toYaml (concat $env $w.extraEnv) -}}
 {{- end -}}
 
