@@ -71,7 +71,8 @@ class SubmitAnalysis(JobHandler, Generic[S]):
             await asyncio.to_thread(self.validate, spec, dataset)
         else:
             self.validate(spec, dataset)
-        self._budget.check(self.estimate(spec, dataset))
+        if not dataset.computed_elsewhere:  # a cluster's rows are not this replica's memory
+            self._budget.check(self.estimate(spec, dataset))
         return dataset
 
     async def submit(

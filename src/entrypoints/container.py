@@ -18,6 +18,7 @@ from adapters.compute.process_pool import ProcessPoolRunner
 from adapters.compute.shared_frames import SharedFrames
 from adapters.content.analyzer import SklearnContentAnalyzer
 from adapters.dask.cluster import DaskCluster
+from adapters.dask.segmenter import DaskSegmenter
 from adapters.dask.table_dataset import DaskTableSource
 from adapters.dask.trainer import DaskGbmTrainer
 from adapters.drift.analyzer import PolarsDriftAnalyzer
@@ -28,6 +29,7 @@ from adapters.metrics.prometheus_jobs import PrometheusJobObserver
 from adapters.policies.analyzer import PolarsPolicyAnalyzer
 from adapters.postgres.table_source import SqlDatasetSource
 from adapters.routing_dataset_source import RoutingDatasetSource
+from adapters.routing_segmenter import RoutingSegmenter
 from adapters.routing_trainer import RoutingGbmTrainer
 from adapters.segmentation.segmenter import SklearnSegmenter
 from adapters.system_clock import SystemClock
@@ -112,11 +114,11 @@ def _analysis_timeout(settings: Settings, job_type: str) -> float:
 
 @dataclass(frozen=True)
 class _Datasets:
-    """The data sources: `local` for every use case, `training` for the trainings, which send
-    large tables to the Dask cluster when one is configured (adapters/dask/table_dataset.py)."""
+    """The data sources: `local` for the analyses, `clustered` for training and segmentation, which
+    send large tables to the Dask cluster when one is configured (adapters/dask/table_dataset.py)."""
 
     local: DatasetSource[Any]
-    training: DatasetSource[Any]
+    clustered: DatasetSource[Any]
 
 
 def _cluster(settings: Settings) -> DaskCluster | None:
@@ -129,6 +131,13 @@ def _trainer(settings: Settings, shape: PoolShape) -> RoutingGbmTrainer:
         DaskGbmTrainer(settings.dask_scheduler, settings.database_url) if settings.dask_scheduler else None
     )
     return RoutingGbmTrainer(local, elsewhere)
+
+
+def _segmenter(settings: Settings) -> RoutingSegmenter:
+    elsewhere = (
+        DaskSegmenter(settings.dask_scheduler, settings.database_url) if settings.dask_scheduler else None
+    )
+    return RoutingSegmenter(SklearnSegmenter(), elsewhere)
 
 
 async def _started_datasets(
@@ -150,12 +159,12 @@ async def _started_datasets(
     try:
         files = FileDatasetSource() if read_files else None
         local = RoutingDatasetSource(inline=InlineDatasetSource(), table=table, files=files)
-        training: DatasetSource[Any] = local
+        clustered: DatasetSource[Any] = local
         if isinstance(cluster, DaskCluster) and table is not None:
-            training = DaskTableSource(
+            clustered = DaskTableSource(
                 local, table, cluster, min_rows=settings.dask_min_rows, max_rows=settings.dask_max_rows
             )
-        yield _Datasets(local, training)
+        yield _Datasets(local, clustered)
     finally:
         if table is not None:
             await table.close()
@@ -173,7 +182,7 @@ class Container(containers.DeclarativeContainer):
     cluster = providers.Singleton(_cluster, settings)
     data_sources = providers.Resource(_started_datasets, settings, read_files, cluster)
     datasets = data_sources.provided.local
-    training_datasets = data_sources.provided.training
+    clustered_datasets = data_sources.provided.clustered
     result_presenter = providers.Singleton(JobResultPresenter)
     # One per container, so that each app (tests build many) has its own /metrics.
     metrics_registry = providers.Singleton(CollectorRegistry)
@@ -185,7 +194,7 @@ class Container(containers.DeclarativeContainer):
     jobs = executor
 
     trainer = providers.Singleton(_trainer, settings, shape)
-    segmenter = providers.Singleton(SklearnSegmenter)
+    segmenter = providers.Singleton(_segmenter, settings)
     policy_analyzer = providers.Singleton(PolarsPolicyAnalyzer)
     content_analyzer = providers.Singleton(SklearnContentAnalyzer)
     drift_analyzer = providers.Singleton(PolarsDriftAnalyzer)
@@ -193,7 +202,7 @@ class Container(containers.DeclarativeContainer):
     max_rows = settings.provided.max_rows
     train_gbm = providers.Singleton(
         TrainGbm,
-        training_datasets,
+        clustered_datasets,
         runner,
         trainer,
         max_rows,
@@ -205,7 +214,7 @@ class Container(containers.DeclarativeContainer):
     )
     segment_customers = providers.Singleton(
         SegmentCustomers,
-        datasets,
+        clustered_datasets,
         executor,
         runner,
         segmenter,

@@ -19,6 +19,7 @@ import pytest
 
 from domain.gbm.scorer import load_model
 from support.app import app_client
+from support.http import finished_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 distributed = pytest.importorskip("distributed")
@@ -48,12 +49,17 @@ async def _seed() -> None:
     )
     converted = (margin > 0.6).astype(int)
     tenant = np.where(np.arange(n) % 4 == 3, "t2", "t1")  # every fourth row: 50,000 for t2
+    # Three well-separated groups, for the segmentations to find.
+    group = rng.choice(3, n, p=[0.5, 0.3, 0.2])
+    centres = np.array([[0.0, 0.0], [6.0, 6.0], [0.0, 10.0]])
+    recency, frequency = (centres[group] + rng.normal(0, 1, (n, 2))).T
     conn = await asyncpg.connect(DSN)
     try:
         await conn.execute(f'CREATE SCHEMA "{SCHEMA}"')
         await conn.execute(
             f'CREATE TABLE "{SCHEMA}".ds_customers ("tenantId" text, income double precision, age integer, '
-            "visits integer, spend double precision, region text, plan text, converted integer)"
+            "visits integer, spend double precision, region text, plan text, converted integer, "
+            "recency double precision, frequency double precision)"
         )
         records = zip(
             tenant.tolist(),
@@ -64,6 +70,8 @@ async def _seed() -> None:
             region.tolist(),
             plan.tolist(),
             converted.tolist(),
+            recency.tolist(),
+            frequency.tolist(),
             strict=True,
         )
         await conn.copy_records_to_table("ds_customers", records=list(records), schema_name=SCHEMA)
@@ -252,3 +260,68 @@ async def test_a_worker_killed_during_training_fails_clearly(client: httpx.Async
     assert answer.status_code in (500, 503), answer.text
     assert answer.json()["error"]["code"] == "WORKER_LOST"
     assert took < 60
+
+
+SEGMENT_FIELDS = ["recency", "frequency", "region"]
+
+
+async def test_a_large_table_is_segmented_on_the_cluster(client: httpx.AsyncClient, cluster: Any) -> None:
+    before = _read_tasks(cluster)
+    accepted = await client.post(
+        "/analyze/segments",
+        json={
+            "data": {"table": TABLE, "columns": SEGMENT_FIELDS, "filters": {"tenantId": "t1"}},
+            "fields": SEGMENT_FIELDS,
+            "minClusters": 2,
+            "maxClusters": 5,
+        },
+    )
+    assert accepted.status_code == 202, accepted.text
+    job = await finished_job(client, accepted.headers["location"])
+    assert job["status"] == "completed", job
+    result = job["result"]
+    assert result["rowCount"] == BIG_TENANT_ROWS
+    assert result["k"] == 3
+    assert sum(segment["size"] for segment in result["segments"]) == BIG_TENANT_ROWS
+    assert _read_tasks(cluster) > before
+
+
+async def test_the_cluster_segmentation_agrees_with_the_local_one(seeded: str, cluster: Any) -> None:
+    from sklearn.metrics import adjusted_rand_score
+
+    from adapters.dask.segmenter import DaskSegmenter
+    from adapters.dask.table_dataset import DaskTableDataset
+    from adapters.postgres.table_source import SqlDatasetSource
+    from adapters.segmentation.segmenter import fit_segments
+    from domain.data import TableRef
+    from domain.segmentation import SegmentationSpec
+
+    source = SqlDatasetSource(seeded, allowed_schemas=("public", SCHEMA))
+    ref = TableRef(TABLE, columns=tuple(SEGMENT_FIELDS), filters={"tenantId": "t1"})
+    try:
+        read = await source.describe(ref, max_rows=1_000_000, at_least=1)
+        local_data = await source.load(ref, max_rows=1_000_000)
+    finally:
+        await source.close()
+    assert read is not None
+    spec = SegmentationSpec(fields=tuple(SEGMENT_FIELDS), min_clusters=2, max_clusters=5)
+    started = time.perf_counter()
+    labels, on_cluster = await asyncio.to_thread(
+        DaskSegmenter(cluster.scheduler_address, seeded).fit_segments,
+        DaskTableDataset(read),
+        spec,
+        lambda *_: None,
+        labels=True,
+    )
+    cluster_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    local_labels, local = await asyncio.to_thread(fit_segments, local_data, spec, lambda *_: None)
+    local_seconds = time.perf_counter() - started
+    ari = adjusted_rand_score(local_labels, labels)
+    print(f"segmentation: local {local_seconds:.1f} s, dask {cluster_seconds:.1f} s, ARI {ari:.4f}")
+    assert on_cluster.k == local.k == 3
+    assert ari >= 0.95
+    local_sizes = [s.size for s in local.segments]
+    assert [
+        abs(s.size - size) <= 0.01 * size for s, size in zip(on_cluster.segments, local_sizes, strict=True)
+    ]

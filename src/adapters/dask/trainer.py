@@ -24,7 +24,6 @@ per-part counts, the model and a bounded sample of scores.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -40,8 +39,8 @@ from adapters.gbm.fitting import lightgbm_params
 from adapters.gbm.metrics import binary_metrics
 from adapters.gbm.model_dump import model_state_from_dump
 from adapters.gbm.parity_fixture import parity_fixture
-from adapters.postgres.partition_read import TableRead, exported_snapshot
-from application.errors import PayloadTooLarge, WorkerLost
+from adapters.postgres.partition_read import TableRead
+from application.errors import WorkerLost
 from application.ports import GbmTrainer
 from domain.data import Dataset
 from domain.errors import ValidationFailed, WorkerError, field_error
@@ -117,23 +116,10 @@ class DaskGbmTrainer(GbmTrainer[TableRead]):
         clock = time.perf_counter()
         workers = client.scheduler_info(n_workers=-1)["workers"]
         threads = sum(int(w.get("nthreads", 1)) for w in workers.values()) or 1
-        wanted = max(2 * len(workers), math.ceil(read.rows / self._partition_rows))
-        parts = read.parts(wanted)
-        # The parts import one snapshot, held while they read: together they are one moment's rows.
-        snapshot_url = self._database_url if len(parts) > 1 and read.table.split_reads else None
-        if snapshot_url is not None:
-            with exported_snapshot(snapshot_url) as snapshot:
-                frames = client.map(
-                    tasks.read_task, [read] * len(parts), parts, [snapshot] * len(parts), pure=False
-                )
-                held += frames
-                _settled(frames)
-        else:
-            frames = client.map(tasks.read_task, [read] * len(parts), parts, [None] * len(parts), pure=False)
-            held += frames
+        frames = bookkeeping.read_parts(client, held, read, self._database_url, self._partition_rows)
         lengths: list[int] = client.gather(client.map(tasks.height, frames))
         if sum(lengths) > read.max_rows:  # rows added since the count
-            raise _too_large(read.max_rows)
+            raise bookkeeping.too_large(read.max_rows)
         frames = bookkeeping.first_rows(client, frames, lengths, read.request.limit)
         held += frames
         n = len(frames)
@@ -167,7 +153,7 @@ class DaskGbmTrainer(GbmTrainer[TableRead]):
             pure=False,
         )
         held += encoded
-        _settled(encoded)
+        bookkeeping.settled(encoded)
         # The fixture's rows are drawn from the first part's (the fixture samples at most a few
         # hundred of them): a bounded frame, the only rows this process ever holds.
         sample = None
@@ -303,23 +289,6 @@ def _refuse_unsupported(spec: GbmTrainingSpec) -> None:
             "train without them, or on fewer rows than ML_WORKER_DASK_MIN_ROWS",
             [field_error(name, "not available on the Dask cluster yet") for name in named],
         )
-
-
-def _settled(futures: list[Any]) -> None:
-    """Once every future is done (through its own client: `distributed.wait` would look for a
-    default client, and this one is not made the default); the first error raised."""
-    for future in futures:
-        error = future.exception()
-        if error is not None:
-            raise error
-
-
-def _too_large(max_rows: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"the table has more than {max_rows} matching rows (ML_WORKER_DASK_MAX_ROWS); "
-        "pass a limit or narrower filters",
-        [field_error("data.limit", f"at most {max_rows} rows can be read")],
-    )
 
 
 def _elapsed_ms(since: float) -> float:

@@ -1,14 +1,19 @@
-"""The Dask trainer's bookkeeping in the client: the encoded features' names, the training
-arrays over the workers' parts, a request limit's first rows, and which errors are the cluster's."""
+"""The Dask client's bookkeeping (trainer and segmenter): the parts read on the workers, the encoded
+features' names, the training arrays over the parts, a request limit's first rows, and which
+errors are the cluster's."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 
 from adapters.dask import partitions as tasks
+from adapters.postgres.partition_read import TableRead, exported_snapshot
+from application.errors import PayloadTooLarge
+from domain.errors import field_error
 from domain.gbm.training import FeaturePlan, GbmTrainingSpec
 
 
@@ -93,3 +98,40 @@ def lost(exc: BaseException) -> str | None:
     ):
         return f"a LightGBM worker lost its peers ({exc})"
     return None
+
+
+def read_parts(
+    client: Any, held: list[Any], read: TableRead, database_url: str | None, partition_rows: int
+) -> list[Any]:
+    """The parts' frames, read on the workers: at least two parts per worker, at most
+    `partition_rows` rows each (page ranges; one part for a relation that cannot be split). The
+    parts import one snapshot, held open here while they read: together they are one moment's rows."""
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    pages = read.parts(max(2 * len(workers), math.ceil(read.rows / partition_rows)))
+    n = len(pages)
+    if database_url is None or n < 2:
+        frames = client.map(tasks.read_task, [read] * n, pages, [None] * n, pure=False)
+        held += frames
+        return list(frames)
+    with exported_snapshot(database_url) as snapshot:
+        frames = client.map(tasks.read_task, [read] * n, pages, [snapshot] * n, pure=False)
+        held += frames
+        settled(frames)
+    return list(frames)
+
+
+def settled(futures: list[Any]) -> None:
+    """Once every future is done (through its own client: `distributed.wait` would look for a
+    default client, and this one is not made the default); the first error raised."""
+    for future in futures:
+        error = future.exception()
+        if error is not None:
+            raise error
+
+
+def too_large(max_rows: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the table has more than {max_rows} matching rows (ML_WORKER_DASK_MAX_ROWS); "
+        "pass a limit or narrower filters",
+        [field_error("data.limit", f"at most {max_rows} rows can be read")],
+    )

@@ -55,24 +55,40 @@ def build_result(encoded: Encoded, spec: SegmentationSpec, fit: Fit) -> tuple[La
     ids = list(range(len(order))) + ([OUTLIERS_ID] if (labels == OUTLIERS_ID).any() else [])
 
     profiles = _profiles(encoded, labels, ids)
+    imputed = tuple(Imputation(name, count) for name, count in encoded.imputed.items())
+    result = result_of(
+        profiles, spec, fit, int(rows), tuple(encoded.fields), imputed, tuple(encoded.warnings)
+    )
+    return labels, result
+
+
+def result_of(
+    profiles: list[_Profile],
+    spec: SegmentationSpec,
+    fit: Fit,
+    rows: int,
+    fields: tuple[str, ...],
+    imputed: tuple[Imputation, ...],
+    warnings: tuple[str, ...],
+) -> SegmentationResult:
+    """The typed result of profiled segments (ids by size, OUTLIERS_ID last)."""
     names = name_segments([p.signals for p in profiles if p.id != OUTLIERS_ID])
     segments = tuple(
         profile.segment(OUTLIERS_NAME if profile.id == OUTLIERS_ID else names[profile.id], rows)
         for profile in profiles
     )
-    result = SegmentationResult(
+    return SegmentationResult(
         algorithm=spec.algorithm,
-        k=len(order),
+        k=sum(1 for p in profiles if p.id != OUTLIERS_ID),
         silhouette=fit.silhouette,
-        row_count=int(rows),
-        fields_used=tuple(encoded.fields),
+        row_count=rows,
+        fields_used=fields,
         candidates=fit.candidates,
         segments=segments,
-        imputed=tuple(Imputation(name, count) for name, count in encoded.imputed.items()),
-        warnings=(*encoded.warnings, *fit.warnings),
+        imputed=imputed,
+        warnings=(*warnings, *fit.warnings),
         parameters=fit.parameters,
     )
-    return labels, result
 
 
 @dataclass(frozen=True)
@@ -107,13 +123,24 @@ def _profiles(encoded: Encoded, labels: Labels, ids: Sequence[int]) -> list[_Pro
         np.bincount(slot, weights=encoded.scaled[:, j], minlength=slots) / sizes
         for j in range(len(encoded.numeric))
     ]
-    shares = []
+    counts = []
     for cat in encoded.categorical:
         width = len(cat.categories)
-        counts = np.bincount(slot * width + cat.codes, minlength=slots * width).reshape(slots, width)
-        population = np.bincount(cat.codes, minlength=width) / len(cat.codes)
-        shares.append((counts / sizes[:, None], population))
+        counts.append(np.bincount(slot * width + cat.codes, minlength=slots * width).reshape(slots, width))
+    return profiles_from_sums(encoded, ids, sizes, numeric_means, counts)
 
+
+def profiles_from_sums(
+    encoded: Encoded,
+    ids: Sequence[int],
+    sizes: np.ndarray,
+    numeric_means: Sequence[np.ndarray],
+    category_counts: Sequence[np.ndarray],
+) -> list[_Profile]:
+    """Profiles from per-segment sums (in `ids` order): what `_profiles` counts from the rows, and
+    what a cluster adds up from its parts. Reads only the encoding of `encoded`, not its rows."""
+    rows = float(sizes.sum())
+    shares = [(counts / sizes[:, None], counts.sum(axis=0) / rows) for counts in category_counts]
     profiles = []
     for position, segment_id in enumerate(ids):
         centroid: dict[str, Centroid] = {}
