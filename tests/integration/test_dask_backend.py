@@ -195,6 +195,20 @@ async def test_a_compute_process_is_the_dask_client(seeded: str, cluster: Any) -
     assert _read_tasks(cluster) > before
 
 
+async def test_an_async_training_job_runs_on_the_cluster(client: httpx.AsyncClient, cluster: Any) -> None:
+    # `"async": true`, the path for tables that take longer: a gbm_training job like any other.
+    before = _read_tasks(cluster)
+    accepted = await client.post(
+        "/train/gbm", json=_training("t1", params={"numIterations": 10}, **{"async": True})
+    )
+    assert accepted.status_code == 202, accepted.text
+    job = await finished_job(client, accepted.headers["location"])
+    assert job["status"] == "completed", job
+    metrics = job["result"]["metrics"]
+    assert metrics["trainingSamples"] + metrics["validationSamples"] == BIG_TENANT_ROWS
+    assert _read_tasks(cluster) > before
+
+
 async def test_a_small_table_stays_local(client: httpx.AsyncClient, cluster: Any) -> None:
     before = _read_tasks(cluster)
     answer = await client.post("/train/gbm", json=_training("t2"))
