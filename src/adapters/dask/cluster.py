@@ -20,15 +20,18 @@ _LOCK = threading.Lock()
 
 class DaskCluster:
     def __init__(self, address: str, *, timeout_s: float = 2.0) -> None:
+        # Imported here, when the container starts, not on the event loop at the first probe (about
+        # a second); and only by a replica that has a scheduler configured.
+        from distributed.core import rpc
+
+        self._rpc = rpc
         self.address = address
         self._timeout = timeout_s
 
     async def check(self) -> str | None:
         """None when the scheduler answers within the timeout, else why not (for /health and the
         503 of a request that would go to it)."""
-        from distributed.core import rpc  # the API replica imports distributed only when configured
-
-        scheduler = rpc(self.address, timeout=self._timeout)
+        scheduler = self._rpc(self.address, timeout=self._timeout)
         try:
             async with asyncio.timeout(self._timeout):
                 await scheduler.identity()
