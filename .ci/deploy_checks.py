@@ -456,7 +456,17 @@ def _expect_platform_name(f: Failures, kinds: Any, dep: Any, env: Any, names: An
     f.check(dep["metadata"]["name"] == "kaireon-ml-worker", "fullnameOverride names the Deployment")
 
 
+def _expect_dask(f: Failures, kinds: Any, dep: Any, env: Any, names: Any) -> None:
+    f.check(
+        env.get("ML_WORKER_DASK_SCHEDULER", {}).get("value") == "tcp://dask-scheduler.analytics:8786",
+        "mlWorker.dask.schedulerAddress is ML_WORKER_DASK_SCHEDULER",
+    )
+    f.check(env.get("ML_WORKER_DASK_MIN_ROWS", {}).get("value") == "1000000", "minRows as an integer")
+    f.check("ML_WORKER_DASK_MAX_ROWS" not in env, "an unset maxRows leaves the worker's default")
+
+
 SET_EXPECTATIONS = {
+    "dask": _expect_dask,
     "enabled": _expect_enabled,
     "platform-name": _expect_platform_name,
     "redis-ha": _expect_redis_ha,
