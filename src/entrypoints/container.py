@@ -69,6 +69,9 @@ COMPUTE_MODULES = (
     "adapters.drift.analyzer",
     "pyarrow.ipc",  # maps the task's frames (adapters/compute/shared_frames.py)
 )
+# With a Dask scheduler, the compute processes are its clients: dask, distributed and lightgbm.dask
+# take seconds to import, paid at start rather than by the first large table.
+DASK_COMPUTE_MODULES = ("adapters.dask.trainer", "adapters.dask.segmenter", "distributed", "lightgbm.dask")
 
 
 def _shape(settings: Settings) -> PoolShape:
@@ -90,7 +93,7 @@ async def _runner(
         workers=shape.workers,
         threads_per_task=shape.threads_per_task,
         queue_limit=settings.queue_limit,
-        preload=COMPUTE_MODULES,
+        preload=COMPUTE_MODULES + (DASK_COMPUTE_MODULES if settings.dask_scheduler else ()),
         frames=SharedFrames(settings.shm_dir),
         memory_limit_bytes=budget.process_bytes,
     )
