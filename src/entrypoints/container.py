@@ -131,7 +131,11 @@ def _cluster(settings: Settings) -> DaskCluster | None:
 def _trainer(settings: Settings, shape: PoolShape) -> RoutingGbmTrainer:
     local = LightGbmTrainer(num_threads=shape.threads_per_task)
     elsewhere = (
-        DaskGbmTrainer(settings.dask_scheduler, settings.database_url) if settings.dask_scheduler else None
+        DaskGbmTrainer(
+            settings.dask_scheduler, settings.database_url, listen_port=settings.dask_lightgbm_port
+        )
+        if settings.dask_scheduler
+        else None
     )
     return RoutingGbmTrainer(local, elsewhere)
 

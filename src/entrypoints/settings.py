@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     dask_scheduler: str | None = None
     dask_min_rows: int = Field(2_000_000, ge=1)
     dask_max_rows: int = Field(200_000_000, ge=1)
+    dask_lightgbm_port: int | None = Field(None, ge=1, le=65535)
     shm_dir: str | None = None
 
     @field_validator("api_key")
@@ -203,6 +204,8 @@ environment variables:
   ML_WORKER_DASK_SCHEDULER         Dask scheduler for large tables, e.g. tcp://dask:8786 (unset: all local)
   ML_WORKER_DASK_MIN_ROWS          a table with this many matching rows trains on Dask (2000000)
   ML_WORKER_DASK_MAX_ROWS          rows a request may read on Dask (200000000)
+  ML_WORKER_DASK_LIGHTGBM_PORT     the port LightGBM's Dask workers listen on between themselves (unset:
+                                   a free port each, chosen at every training)
   ML_WORKER_SHM_DIR                where task data goes to the compute processes (/dev/shm; the
                                    temp dir when it has no room)
   TMPDIR                           the temp dir: temporary files, and task data ML_WORKER_SHM_DIR

@@ -76,3 +76,17 @@ def test_the_split_is_stratified_and_reproducible_per_part() -> None:
     assert (tasks.validation_mask(labels, 0.2, 42, 3) == mask).all()
     assert not (tasks.validation_mask(labels, 0.2, 42, 4) == mask).all()
     assert not tasks.validation_mask(labels, 0.0, 42, 3).any()
+
+
+def test_only_a_lost_peer_is_the_clusters_failure() -> None:
+    from adapters.dask.training_parts import lost
+
+    assert (
+        lost(lgb.basic.LightGBMError("Socket recv error, Connection reset by peer (code: 104)")) is not None
+    )
+    # A cluster that cannot take a fixed port is a deployment's mistake, reported as it is.
+    refused = (
+        "'local_listen_port' was provided ... at least one machine in the cluster has multiple Dask workers"
+    )
+    assert lost(lgb.basic.LightGBMError(refused)) is None
+    assert lost(ValueError("a bug")) is None

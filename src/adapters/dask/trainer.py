@@ -71,12 +71,15 @@ class DaskGbmTrainer(GbmTrainer[TableRead]):
         partition_rows: int = 1_000_000,
         score_sample: int = 2_000_000,
         connect_timeout_s: float = 10.0,
+        listen_port: int | None = None,
     ) -> None:
         self._scheduler = scheduler
         self._database_url = database_url
         self._partition_rows = partition_rows
         self._score_sample = score_sample
         self._connect_timeout = connect_timeout_s
+        # None: lightgbm.dask opens a free port on each worker at every training.
+        self._network: dict[str, Any] = {} if listen_port is None else {"local_listen_port": listen_port}
 
     def train(
         self,
@@ -181,6 +184,7 @@ class DaskGbmTrainer(GbmTrainer[TableRead]):
             deterministic=True,
             force_col_wise=True,
             time_out=_PEER_TIMEOUT_MINUTES,
+            **self._network,
             **params,
         )
         model.fit(x, y, feature_name=[f"f{i}" for i in range(len(feature_names))], categorical_feature=native)

@@ -94,7 +94,7 @@ def lost(exc: BaseException) -> str | None:
     if isinstance(exc, CommClosedError | OSError | TimeoutError):
         return f"the connection to the cluster was lost ({type(exc).__name__}: {exc})"
     if isinstance(exc, lgb.basic.LightGBMError) and any(
-        word in str(exc).lower() for word in ("socket", "network", "connect", "machine")
+        word in str(exc).lower() for word in ("socket", "connecting to rank", "connection reset")
     ):
         return f"a LightGBM worker lost its peers ({exc})"
     return None
