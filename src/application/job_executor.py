@@ -98,10 +98,6 @@ class JobExecutor(JobScheduler):
         """Finished jobs whose outcome waits for the store (for metrics and tests)."""
         return self._upkeep.unwritten
 
-    @property
-    def running(self) -> int:
-        return len(self._upkeep.local)
-
     async def start(self) -> None:
         await self._upkeep.start()
         self._dispatcher = asyncio.create_task(self._dispatch_forever(), name="job-dispatcher")
@@ -142,9 +138,10 @@ class JobExecutor(JobScheduler):
                 stored = await self._store.create(
                     job, payload=payload, idempotency_key=idempotency_key, limits=self._settings.limits
                 )
-        except DependencyUnavailable:
-            # The job may be stored all the same (a lost reply): its payload stays; if the job is
-            # not there, the reaper's sweep removes a payload kept outside the store.
+        except (DependencyUnavailable, asyncio.CancelledError):
+            # The job may be stored all the same (a lost reply, a caller gone mid-write): its
+            # payload stays; if the job is not there, the reaper's sweep removes a payload kept
+            # outside the store.
             raise
         except BaseException:
             await asyncio.to_thread(self._codec.discard, payload)
