@@ -20,6 +20,7 @@ import pytest
 from domain.gbm.scorer import load_model
 from support.app import app_client
 from support.http import finished_job
+from support.node_parity import verify_in_node
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 distributed = pytest.importorskip("distributed")
@@ -182,6 +183,10 @@ async def test_a_large_table_trains_on_the_cluster_as_well_as_locally(
     assert len(rows) > 100
     for row, expected in zip(rows, raw, strict=True):
         assert model.score(row).raw_margin == pytest.approx(expected, abs=1e-12)
+    # And in the JavaScript scorer the platform runs, by its own pre-activation check.
+    report = verify_in_node(answer.text)
+    if report is not None:
+        assert report["ok"] is True and report["checked"] == len(rows), report
 
 
 async def test_a_compute_process_is_the_dask_client(seeded: str, cluster: Any) -> None:
