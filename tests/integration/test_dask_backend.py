@@ -176,6 +176,19 @@ async def test_a_large_table_trains_on_the_cluster_as_well_as_locally(
     print(f"AUC local {local_auc:.4f} ({local_seconds:.1f} s), dask {dask_auc:.4f} ({dask_seconds:.1f} s)")
     assert abs(dask_auc - local_auc) <= 0.01
 
+    # The drift baseline: the training rows summarised as locally (other rows of the same table,
+    # so the deciles agree to within sampling, not exactly).
+    reference, local_reference = trained["modelState"]["reference"], local.json()["modelState"]["reference"]
+    assert reference["rows"] == metrics["trainingSamples"]
+    assert [f["name"] for f in reference["fields"]] == [f["name"] for f in local_reference["fields"]]
+    for field, local_field in zip(reference["fields"], local_reference["fields"], strict=True):
+        assert sum(field["shares"]) + field["missing_share"] + field.get("other_share", 0) == pytest.approx(1)
+        if field["kind"] == "numeric":
+            spread = local_field["edges"][-1] - local_field["edges"][0]
+            assert np.allclose(field["edges"], local_field["edges"], atol=0.05 * spread), field["name"]
+    assert reference["score"]["rows"] == metrics["validationSamples"]
+    assert reference["performance"]["auc"] == pytest.approx(metrics["auc"])
+
     # Parity: the Dask-trained modelState scores in the Python scorer as LightGBM scored the rows.
     model = load_model(trained["modelState"])
     fixture = trained["parityFixture"]

@@ -59,6 +59,17 @@ def head(frame: pl.DataFrame, n: int) -> pl.DataFrame:
     return frame.head(n)
 
 
+def training_sample(
+    frame: pl.DataFrame, columns: list[str], label: str, fraction: float, seed: int, index: int, keep: float
+) -> pl.DataFrame:
+    """`columns` of the part's training rows (the split `encode_task` makes), a seeded `keep` share
+    of them: what the model's drift reference summarises."""
+    training = ~validation_mask(label_vector(frame, label), fraction, seed, index)
+    if keep < 1.0:
+        training &= np.random.default_rng([seed, index, 1]).random(frame.height) < keep
+    return frame.select(columns).filter(pl.Series(training))
+
+
 def validation_mask(labels: np.ndarray, fraction: float, seed: int, index: int) -> np.ndarray:
     mask = np.zeros(len(labels), dtype=bool)
     if fraction <= 0:

@@ -18,6 +18,8 @@ per-part counts, the model and a bounded sample of scores.
   `attach_blocks`), so both scorers score it exactly as LightGBM does.
 - Metrics: computed by the local functions on the evaluated rows' labels and scores (scored on the
   cluster), all of them up to `score_sample` rows, else a seeded uniform sample of that many.
+- The drift reference: the local summary (adapters/gbm/reference.py) of a seeded sample of at most
+  REFERENCE_SAMPLE_ROWS training rows, each part's share drawn on its worker.
 - Failure: a Dask worker that dies, or a LightGBM peer lost, ends the training as WORKER_LOST with
   the cluster's reason; the client's futures are released whatever ends it.
 """
@@ -29,6 +31,7 @@ from typing import Any
 
 import lightgbm as lgb
 import numpy as np
+import polars as pl
 
 from adapters.dask import partitions as tasks
 from adapters.dask import training_parts as bookkeeping
@@ -39,6 +42,7 @@ from adapters.gbm.fitting import lightgbm_params
 from adapters.gbm.metrics import binary_metrics
 from adapters.gbm.model_dump import model_state_from_dump
 from adapters.gbm.parity_fixture import parity_fixture
+from adapters.gbm.reference import REFERENCE_SAMPLE_ROWS, drift_reference
 from adapters.postgres.partition_read import TableRead
 from application.errors import WorkerLost
 from application.ports import GbmTrainer
@@ -163,6 +167,24 @@ class DaskGbmTrainer(GbmTrainer[TableRead]):
         if spec.include_parity_fixture:
             sample = client.submit(tasks.head, frames[0], _FIXTURE_ROWS, pure=False)
             held.append(sample)
+        reference_rows = None
+        if spec.include_reference:
+            # The drift baseline summarises at most REFERENCE_SAMPLE_ROWS training rows locally;
+            # here each part sends its share of such a sample, drawn before the frames are let go.
+            keep = min(1.0, REFERENCE_SAMPLE_ROWS / max(1, rows - valid_rows))
+            names = list(plan.inputs)
+            reference_rows = client.map(
+                tasks.training_sample,
+                frames,
+                [names] * n,
+                [spec.label] * n,
+                [fraction] * n,
+                [seed] * n,
+                range(n),
+                [keep] * n,
+                pure=False,
+            )
+            held += reference_rows
         # The encoded matrices are what the workers keep from here on: the frames are let go (not
         # cancelled, which would cancel what was computed from them).
         held[:] = [future for future in held if all(future is not frame for frame in frames)]
@@ -244,7 +266,18 @@ class DaskGbmTrainer(GbmTrainer[TableRead]):
             model_text=model_text,
             seal=False,
         )
-        state = attach_blocks(state, calibration=None, reference=None)
+        reference = None
+        if reference_rows is not None:
+            summarised = pl.concat(client.gather(reference_rows))
+            reference = drift_reference(
+                summarised,
+                input_features,
+                np.arange(summarised.height),
+                p_eval,
+                "validation" if on_validation else "training",
+                performance=(y_eval, p_eval),
+            )
+        state = attach_blocks(state, calibration=None, reference=reference)
         dump_ms = _elapsed_ms(clock)
         fixture, fixture_ms = None, None
         if sample is not None:
@@ -255,9 +288,6 @@ class DaskGbmTrainer(GbmTrainer[TableRead]):
         progress(1.0, "done")
         if used < iterations:
             warnings.append(f"early stopping kept {used} of {iterations} trees")
-        if spec.include_reference:
-            # The reference block (drift baselines) needs the training rows' histograms: not yet.
-            warnings.append("the model has no reference block: it is not computed on the Dask cluster yet")
         if keep < 1.0:
             warnings.append(
                 f"metrics computed on a uniform sample of {len(y_eval)} of the {evaluated} evaluated rows"
