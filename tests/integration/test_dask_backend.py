@@ -21,11 +21,11 @@ from domain.gbm.scorer import load_model
 from support.app import app_client
 from support.http import finished_job
 from support.node_parity import verify_in_node
+from support.postgres import DSN, require_postgres
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 distributed = pytest.importorskip("distributed")
 
-DSN = os.environ.get("ML_WORKER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SCHEMA = f"dask_{uuid.uuid4().hex[:8]}"
 TABLE = f"{SCHEMA}.ds_customers"
 BIG_TENANT_ROWS, SMALL_TENANT_ROWS = 150_000, 50_000
@@ -83,18 +83,7 @@ async def _seed() -> None:
 
 @pytest.fixture(scope="module")
 def seeded() -> Iterator[str]:
-    async def reachable() -> bool:
-        try:
-            conn = await asyncpg.connect(DSN, timeout=3)
-        except (OSError, asyncpg.PostgresError):
-            return False
-        await conn.close()
-        return True
-
-    if not asyncio.run(reachable()):
-        if os.environ.get("ML_WORKER_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"PostgreSQL at {DSN} is unreachable and ML_WORKER_REQUIRE_SERVICES=1")
-        pytest.skip(f"PostgreSQL at {DSN} is unreachable")
+    require_postgres()
     asyncio.run(_seed())
     yield DSN
 

@@ -30,10 +30,9 @@ from adapters.segmentation.encoding import CategoricalField, Encoded
 from adapters.segmentation.fit import Fit
 from adapters.segmentation.kmeans import fit_kmeans
 from adapters.segmentation.profiles import profiles_from_sums, result_of
-from application.errors import WorkerLost
 from application.ports import Segmenter
 from domain.data import ColumnKind, Dataset
-from domain.errors import InsufficientData, ValidationFailed, WorkerError, field_error
+from domain.errors import InsufficientData, ValidationFailed, field_error
 from domain.progress import ProgressReporter, StageProgress
 from domain.segmentation import Imputation, SegmentationResult, SegmentationSpec, selected_fields
 
@@ -67,20 +66,9 @@ class DaskSegmenter(Segmenter[TableRead]):
                 [field_error("algorithm", "not available on the Dask cluster yet")],
             )
         client = cluster_client(self._scheduler, timeout_s=10.0)
-        held: list[Any] = []
-        try:
-            with client.as_current():
-                return self._fit(client, held, dataset, spec, progress, labels)
-        except WorkerError:
-            raise
-        except Exception as exc:
-            lost = bookkeeping.lost(exc)
-            if lost is None:
-                raise
-            raise WorkerLost(f"the Dask segmentation failed: {lost}") from exc
-        finally:
-            if held:
-                client.cancel(held, force=True)
+        return bookkeeping.on_cluster(
+            client, "segmentation", lambda held: self._fit(client, held, dataset, spec, progress, labels)
+        )
 
     def _fit(
         self,

@@ -44,10 +44,9 @@ from adapters.gbm.model_dump import model_state_from_dump
 from adapters.gbm.parity_fixture import parity_fixture
 from adapters.gbm.reference import REFERENCE_SAMPLE_ROWS, drift_reference
 from adapters.postgres.partition_read import TableRead
-from application.errors import WorkerLost
 from application.ports import GbmTrainer
 from domain.data import Dataset
-from domain.errors import ValidationFailed, WorkerError, field_error
+from domain.errors import ValidationFailed, field_error
 from domain.gbm.model_state import attach_blocks
 from domain.gbm.training import (
     Calibration,
@@ -94,21 +93,9 @@ class DaskGbmTrainer(GbmTrainer[TableRead]):
     ) -> GbmTrainingOutcome:
         _refuse_unsupported(spec)
         client = cluster_client(self._scheduler, timeout_s=self._connect_timeout)
-        held: list[Any] = []
-        try:
-            # lightgbm.dask waits on its futures through the current client: this one, for this call.
-            with client.as_current():
-                return self._train(client, held, dataset, spec, plan, progress)
-        except WorkerError:
-            raise
-        except Exception as exc:
-            lost = bookkeeping.lost(exc)
-            if lost is None:
-                raise
-            raise WorkerLost(f"the Dask training failed: {lost}") from exc
-        finally:
-            if held:
-                client.cancel(held, force=True)
+        return bookkeeping.on_cluster(
+            client, "training", lambda held: self._train(client, held, dataset, spec, plan, progress)
+        )
 
     def _train(
         self,

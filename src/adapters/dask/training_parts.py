@@ -5,15 +5,16 @@ errors are the cluster's."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import lightgbm as lgb
 import numpy as np
 
 from adapters.dask import partitions as tasks
 from adapters.postgres.partition_read import TableRead, exported_snapshot
-from application.errors import PayloadTooLarge
-from domain.errors import field_error
+from application.errors import PayloadTooLarge, WorkerLost
+from domain.errors import WorkerError, field_error
 from domain.gbm.training import FeaturePlan, GbmTrainingSpec
 
 
@@ -82,6 +83,29 @@ def first_rows(client: Any, frames: list[Any], lengths: list[int], limit: int | 
         kept.append(frame if length <= left else client.submit(tasks.head, frame, left, pure=False))
         left -= length
     return kept
+
+
+T = TypeVar("T")
+
+
+def on_cluster(client: Any, what: str, work: Callable[[list[Any]], T]) -> T:
+    """`work(held)` with `client` as the current client (lightgbm.dask waits on its futures through
+    it); the futures `work` puts in `held` are cancelled however it ends, and a lost worker or
+    LightGBM peer is WORKER_LOST naming `what`."""
+    held: list[Any] = []
+    try:
+        with client.as_current():
+            return work(held)
+    except WorkerError:
+        raise
+    except Exception as exc:
+        reason = lost(exc)
+        if reason is None:
+            raise
+        raise WorkerLost(f"the Dask {what} failed: {reason}") from exc
+    finally:
+        if held:
+            client.cancel(held, force=True)
 
 
 def lost(exc: BaseException) -> str | None:
