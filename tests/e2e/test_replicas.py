@@ -90,7 +90,7 @@ async def test_a_burst_is_queued_and_run_by_both_replicas_then_a_killed_one_lose
 
         # Longer jobs; the second replica is killed while it runs one.
         victim = replicas[1]
-        answers = [await submit(client, replicas[i % 2], _body(150_000, 1000 + i)) for i in range(6)]
+        answers = [await submit(client, replicas[i % 2], _body(400_000, 1000 + i)) for i in range(6)]
         ids = [job_id for _, job_id in answers if job_id]
         assert len(ids) == 6
         killed_job = None
@@ -98,7 +98,8 @@ async def test_a_burst_is_queued_and_run_by_both_replicas_then_a_killed_one_lose
         while killed_job is None and time.monotonic() < deadline:
             for job_id in ids:
                 job = (await client.get(f"{replicas[0].url}/status/{job_id}")).json()
-                # Not near its end: killed now, it cannot have written its outcome first.
+                # Not near its end (progress is up to a heartbeat old): killed now, it is still
+                # running, or the victim already runs its next job.
                 mid_run = job["status"] == "running" and job["progress"] < 0.6
                 if mid_run and _pid(job) == victim.process.pid:
                     killed_job = job_id
@@ -108,5 +109,8 @@ async def test_a_burst_is_queued_and_run_by_both_replicas_then_a_killed_one_lose
         victim.kill()
         jobs, _ = await outcomes(client, replicas[0], ids, bound=120)
     assert collections.Counter(job["status"] for job in jobs.values()) == {"completed": 6}, jobs
-    # The killed replica's job ran again on the survivor, on its second attempt.
-    assert (jobs[killed_job]["attempts"], _pid(jobs[killed_job])) == (2, replicas[0].process.pid)
+    # The job the killed replica was running when it died (the one seen, or the next it took) ran
+    # again on the survivor, on its second attempt; every other job ran once.
+    twice = [job for job in jobs.values() if job["attempts"] == 2]
+    assert [(_pid(job), job["status"]) for job in twice] == [(replicas[0].process.pid, "completed")], jobs
+    assert all(job["attempts"] == 1 for job in jobs.values() if job not in twice)
